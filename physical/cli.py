@@ -1,0 +1,110 @@
+"""The ``physical`` command line: one sub-command per stage."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from . import __version__
+from .errors import PhysicalError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Measure whether adversarial examples survive printing and a phone camera.")
+err = Console(stderr=True, highlight=False)
+out = Console(highlight=False)
+
+
+def _warn(message: str) -> None:
+    err.print(f"[yellow]warning:[/] {message}", markup=True, soft_wrap=True)
+
+
+def _fail(message: str, code: int = 2) -> None:
+    err.print(f"[red]error:[/] {message}", soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"physical {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                       help="Print the version and exit.")) -> None:
+    pass
+
+
+def _progress() -> Progress:
+    return Progress(TextColumn("{task.description:<10}"), BarColumn(), MofNCompleteColumn(),
+                    TimeElapsedColumn(), console=err, transient=False, disable=not err.is_terminal)
+
+
+@app.command("make-sheets")
+def make_sheets_cmd(
+    model: str = typer.Option("demo", help="demo, torchvision:<name> (e.g. torchvision:inception_v3), "
+                                           "or a TorchScript file."),
+    weights: Optional[Path] = typer.Option(None, help="Weights file for a torchvision model "
+                                                      "(default: the torch hub cache)."),
+    images: Optional[Path] = typer.Option(None, help="Folder of pictures (default: the bundled "
+                                                     "CIFAR-10 samples)."),
+    labels: Optional[str] = typer.Option(None, help="CSV with columns file,label, or 'predicted' "
+                                                    "(default: ImageFolder sub-folder names)."),
+    count: Optional[int] = typer.Option(None, help="Use a random subset of N pictures."),
+    seed: int = typer.Option(0, help="Seed for --count."),
+    methods: str = typer.Option("fast,bim,ll", help="Attacks: fast (FGSM), bim (basic iterative), "
+                                                    "ll (iterative least-likely class)."),
+    eps: str = typer.Option("2,4,8,16", help="Perturbation sizes in 0-255 levels, each in 1..64."),
+    paper: str = typer.Option("a4", help="a4 or letter."),
+    image_size_mm: float = typer.Option(25.0, help="Printed width of each image in millimetres."),
+    out_dir: Path = typer.Option(Path("printouts"), "--out", help="Output folder."),
+    force: bool = typer.Option(False, "--force", help="Replace an experiment already in --out."),
+    batch_size: int = typer.Option(16, help="Pictures attacked at once."),
+    device: Optional[str] = typer.Option(None, help="cpu or cuda (default: cuda when available)."),
+) -> None:
+    """Attack pictures and lay clean and adversarial versions on printable PDF sheets."""
+    from .make_sheets import digital_accuracy, make_sheets
+
+    names = {"attack": "attacking", "pdf": "pdf pages"}
+    try:
+        with _progress() as bar:
+            tasks: dict[str, int] = {}
+
+            def progress(stage: str, done: int, total: int) -> None:
+                if stage not in tasks:
+                    tasks[stage] = bar.add_task(names.get(stage, stage), total=total)
+                bar.update(tasks[stage], completed=done, total=total)
+
+            result = make_sheets(out_dir, model=model, weights=weights, images=images, labels=labels,
+                                 count=count, seed=seed, methods=[m.strip() for m in methods.split(",") if m.strip()],
+                                 eps=eps, paper=paper, image_size_mm=image_size_mm, batch_size=batch_size,
+                                 device=device, force=force, progress=progress, warn=_warn)
+    except PhysicalError as exc:
+        _fail(str(exc))
+    m = result.manifest
+    acc = digital_accuracy(m)
+    n_img = len(m["images"])
+    out.print(f"experiment [bold]{m['experiment_id']}[/]: {n_img} pictures x "
+              f"{len(m['images'][0]['variants'])} variants on {result.n_pages} pages "
+              f"({m['layout']['paper'].upper()}, {m['layout']['image_size_mm']:g} mm images), model {m['model']['id']}")
+    worst = ", ".join(f"{k} {100 * v:.0f}%" for k, v in acc.items())
+    out.print(f"digital top-1 accuracy: {worst}")
+    out.print(f"wrote {result.out / 'sheets.pdf'}, {result.out / 'images'}/, {result.out / 'manifest.json'}")
+    out.print("next: print sheets.pdf at 100% (actual size), photograph each page with all four QR "
+              "codes in view, then run `physical ingest PHOTOS_DIR`")
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,248 @@
+"""Stage 1, ``physical make-sheets``: pictures -> attacks -> printouts/.
+
+Writes into the output folder:
+
+- ``images/<image id>_<variant>.png``: the exact 8-bit digital images;
+- ``sheets.pdf``: the printable pages (layout.py places, pdf.py draws);
+- ``manifest.json``: everything later stages need (manifest.py).
+
+Everything is built in a hidden staging folder and moved in at the end,
+manifest last, so an interrupted run leaves either the old experiment or
+none, never half of one.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import io
+import shutil
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import torch
+from PIL import Image
+
+from . import __version__
+from .attacks import METHODS, attack_grid, eps_steps, parse_eps_levels
+from .errors import PhysicalError
+from .layout import DEFAULT_IMAGE_SIZE_MM, PAPER_SIZES_MM, page_to_dict, plan_pages
+from .manifest import FORMAT, FORMAT_VERSION, MANIFEST_NAME, read_manifest, write_atomic, write_manifest
+from .models import Classifier, load_model
+from .pdf import write_sheets_pdf
+from .pictures import PREDICTED, Picture, load_pictures, quantize_8bit, to_uint8
+
+PDF_NAME = "sheets.pdf"
+IMAGES_DIR = "images"
+Progress = Callable[[str, int, int], None]
+
+
+def variant_name(method: str | None, eps: int) -> str:
+    """``clean`` or ``<method>_e<eps>``, e.g. ``bim_e8``: one name for file, slot and manifest."""
+    return "clean" if method is None else f"{method}_e{eps}"
+
+
+def variant_label(method: str | None, eps: int) -> str:
+    return "clean" if method is None else f"{method} ε{eps}"
+
+
+@dataclass(frozen=True)
+class SheetsResult:
+    out: Path
+    manifest: dict[str, Any]
+
+    @property
+    def n_pages(self) -> int:
+        return len(self.manifest["layout"]["pages"])
+
+
+def top5(probs: torch.Tensor, class_names: Sequence[str]) -> list[list[dict[str, Any]]]:
+    """(N, C) probabilities -> per image, the top-5 as [{index, label, prob}]."""
+    p, idx = probs.topk(min(5, probs.shape[1]), dim=1)
+    return [[{"index": int(i), "label": class_names[int(i)], "prob": round(float(q), 6)}
+             for q, i in zip(pr, ix)] for pr, ix in zip(p.tolist(), idx.tolist())]
+
+
+def _check_output(out: Path, force: bool) -> dict[str, Any] | None:
+    """The experiment already in ``out`` (to replace with --force), or None."""
+    if out.exists() and not out.is_dir():
+        raise PhysicalError(f"--out {out}: exists and is not a folder")
+    if not (out / MANIFEST_NAME).exists():
+        return None
+    try:
+        old = read_manifest(out)
+    except PhysicalError:
+        old = {}
+    if not force:
+        what = f"experiment {old.get('experiment_id', '?')} made {old.get('created', '?')}" if old else "a manifest"
+        raise PhysicalError(f"{out} already holds {what}; pass --force to replace it, "
+                            "or --out DIR to keep it")
+    return old
+
+
+def _png_bytes(array) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(array).save(buf, format="PNG", optimize=False, compress_level=6)
+    return buf.getvalue()
+
+
+def make_sheets(
+    out: Path = Path("printouts"),
+    *,
+    model: str | Classifier = "demo",
+    weights: Path | None = None,
+    images: Path | None = None,
+    labels: str | None = None,
+    count: int | None = None,
+    seed: int = 0,
+    methods: Sequence[str] = METHODS,
+    eps: Sequence[int] = (2, 4, 8, 16),
+    paper: str = "a4",
+    image_size_mm: float = DEFAULT_IMAGE_SIZE_MM,
+    batch_size: int = 16,
+    device: str | None = None,
+    force: bool = False,
+    progress: Progress | None = None,
+    warn: Callable[[str], None] | None = None,
+) -> SheetsResult:
+    """Attack the pictures and write printable sheets, PNGs and the manifest to ``out``.
+
+    ``eps`` in 0-255 levels (1..64). ``model`` is a spec for
+    :func:`physical.models.load_model` or an already loaded Classifier.
+    ``progress(stage, done, total)`` is called as work advances.
+    """
+    out = Path(out)
+    try:
+        eps = parse_eps_levels(eps)
+    except ValueError as exc:
+        raise PhysicalError(f"--eps: {exc}") from None
+    methods = list(dict.fromkeys(methods))
+    bad = [m for m in methods if m not in METHODS]
+    if bad or not methods:
+        raise PhysicalError(f"--methods: unknown method '{bad[0] if bad else ''}'; choose from {', '.join(METHODS)}")
+    if paper not in PAPER_SIZES_MM:
+        raise PhysicalError(f"--paper {paper}: choose one of {', '.join(PAPER_SIZES_MM)}")
+    if batch_size < 1:
+        raise PhysicalError(f"--batch-size {batch_size}: must be at least 1")
+    old = _check_output(out, force)
+    progress = progress or (lambda stage, done, total: None)
+
+    clf = model if isinstance(model, Classifier) else load_model(model, weights, device)
+    pictures, labels_source = load_pictures(clf, images, labels, count, seed, warn)
+    experiment_id = uuid.uuid4().hex[:8]
+    variants = [(None, 0)] + [(m, e) for m in methods for e in eps]
+
+    # Pre-flight the layout before minutes of attacking: a picture that cannot
+    # fit a page is an error the user should see at once.
+    groups = [(p.id, [variant_name(m, e) for m, e in variants]) for p in pictures]
+    labels_map = {variant_name(m, e): variant_label(m, e) for m, e in variants}
+    try:
+        pages = plan_pages(groups, experiment_id, paper=paper, image_size_mm=image_size_mm,
+                           variant_labels=labels_map)
+    except ValueError as exc:
+        raise PhysicalError(f"--image-size-mm {image_size_mm:g}: {exc}") from None
+
+    digital: dict[tuple[str, str], torch.Tensor] = {}
+    records: list[dict[str, Any]] = []
+    done = 0
+    progress("attack", 0, len(pictures))
+    for start in range(0, len(pictures), batch_size):
+        batch: list[Picture] = pictures[start:start + batch_size]
+        x = torch.stack([p.image for p in batch]).to(clf.device)
+        with torch.no_grad():
+            clean_probs = clf(x).softmax(dim=1)
+        y = torch.tensor([p.label if p.label is not None else -1 for p in batch], device=clf.device)
+        y = torch.where(y < 0, clean_probs.argmax(dim=1), y)  # --labels predicted: the model's own top-1
+        adv = attack_grid(clf, x, y, [e / 255 for e in eps], methods)
+        batch_images = {(None, 0): x}
+        for m, e in variants[1:]:
+            batch_images[(m, e)] = quantize_8bit(adv[(m, e / 255)])
+        # Predictions of exactly the saved 8-bit images, all variants in one pass.
+        stacked = torch.cat(list(batch_images.values()))
+        with torch.no_grad():
+            probs = clf(stacked).softmax(dim=1).split(len(batch))
+        y_ll = clean_probs.argmin(dim=1)
+        for i, pic in enumerate(batch):
+            rec = {"id": pic.id, "source": pic.source, "label": int(y[i]),
+                   "label_name": clf.class_names[int(y[i])], "label_from": labels_source,
+                   "least_likely": int(y_ll[i]), "variants": []}
+            for (m, e), pr in zip(variants, probs):
+                name = variant_name(m, e)
+                digital[(pic.id, name)] = batch_images[(m, e)][i].cpu()
+                rec["variants"].append({"name": name, "method": m, "eps": e,
+                                        "file": f"{IMAGES_DIR}/{pic.id}_{name}.png",
+                                        "top5": top5(pr[i:i + 1].cpu(), clf.class_names)[0]})
+            records.append(rec)
+        done += len(batch)
+        progress("attack", done, len(pictures))
+
+    staging = out / f".staging-{experiment_id}"
+    for stale in out.glob(".staging-*") if out.exists() else []:
+        shutil.rmtree(stale, ignore_errors=True)
+    try:
+        (staging / IMAGES_DIR).mkdir(parents=True)
+        arrays = {key: to_uint8(t) for key, t in digital.items()}
+        for rec in records:
+            for v in rec["variants"]:
+                data = _png_bytes(arrays[(rec["id"], v["name"])])
+                v["sha256"] = hashlib.sha256(data).hexdigest()
+                (staging / v["file"]).write_bytes(data)
+        title = f"{clf.model_id} · {', '.join(methods)} · ε {','.join(map(str, eps))}"
+        write_sheets_pdf(staging / PDF_NAME, pages, arrays, experiment_id=experiment_id, title=title,
+                         progress=lambda n: progress("pdf", n, len(pages)))
+        manifest = {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "experiment_id": experiment_id,
+            "tool": "physical",
+            "tool_version": __version__,
+            "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "model": clf.describe(),
+            "attack": {
+                "methods": methods, "eps": eps, "alpha": 1,
+                "steps": {str(e): eps_steps(e / 255) for e in eps},
+                "labels": labels_source, "images": str(images) if images is not None else None,
+                "count": count, "seed": seed,
+            },
+            "images": records,
+            "layout": {"paper": paper, "image_size_mm": image_size_mm, "pdf": PDF_NAME,
+                       "units": "mm, origin top-left of the page, y down",
+                       "pages": [page_to_dict(p) for p in pages]},
+        }
+        _commit(out, staging, old, manifest)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return SheetsResult(out=out, manifest=manifest)
+
+
+def _commit(out: Path, staging: Path, old: dict[str, Any] | None, manifest: dict[str, Any]) -> None:
+    """Replace the old experiment's files with the staged ones, manifest last."""
+    if old is not None:
+        (out / MANIFEST_NAME).unlink(missing_ok=True)  # from here on the folder holds no experiment
+        images_dir = (out / IMAGES_DIR).resolve()
+        for rec in old.get("images", []):
+            for v in rec.get("variants", []):
+                listed = (out / str(v.get("file", ""))).resolve()
+                # A manifest is editable text: delete only our own images, never a path it points elsewhere.
+                if listed.parent == images_dir and listed.suffix == ".png":
+                    listed.unlink(missing_ok=True)
+        (out / PDF_NAME).unlink(missing_ok=True)
+    (out / IMAGES_DIR).mkdir(parents=True, exist_ok=True)
+    for f in sorted((staging / IMAGES_DIR).iterdir()):
+        f.replace(out / IMAGES_DIR / f.name)
+    (staging / PDF_NAME).replace(out / PDF_NAME)
+    write_manifest(out, manifest)
+
+
+def digital_accuracy(manifest: dict[str, Any]) -> dict[str, float]:
+    """Top-1 accuracy of the saved digital images per variant name."""
+    hits: dict[str, list[int]] = {}
+    for rec in manifest["images"]:
+        for v in rec["variants"]:
+            hits.setdefault(v["name"], []).append(int(v["top5"][0]["index"] == rec["label"]))
+    return {k: sum(h) / len(h) for k, h in hits.items()}
+
+
+__all__ = ["make_sheets", "SheetsResult", "variant_name", "digital_accuracy", "PDF_NAME", "IMAGES_DIR",
+           "write_atomic", "PREDICTED"]

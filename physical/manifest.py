@@ -1,0 +1,64 @@
+"""The printouts manifest: what was printed, where, and what the model saw.
+
+``printouts/manifest.json`` is written last, atomically, and so marks a
+complete experiment; every later stage reads it to know the geometry of the
+pages and the digital images each slot holds. Its format is documented in
+the README ("printouts/manifest.json").
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from .errors import PhysicalError
+from .layout import Page, page_from_dict
+
+MANIFEST_NAME = "manifest.json"
+FORMAT = "physical-printouts"
+FORMAT_VERSION = 1
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write bytes to ``path`` through a temporary file and a rename: never half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_manifest(folder: Path, manifest: dict[str, Any]) -> Path:
+    path = Path(folder) / MANIFEST_NAME
+    write_atomic(path, (json.dumps(manifest, indent=1, ensure_ascii=False) + "\n").encode("utf-8"))
+    return path
+
+
+def read_manifest(folder: Path) -> dict[str, Any]:
+    """Read and check ``folder/manifest.json``; a one-line PhysicalError on any problem."""
+    path = Path(folder) / MANIFEST_NAME
+    if not path.is_file():
+        raise PhysicalError(f"{path}: no manifest; run `physical make-sheets` first, "
+                            "or point --printouts at the folder it wrote")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise PhysicalError(f"{path}: not valid JSON ({exc}); re-run `physical make-sheets --force`") from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise PhysicalError(f"{path}: not a physical printouts manifest")
+    if data.get("format_version") != FORMAT_VERSION:
+        raise PhysicalError(f"{path}: manifest format version {data.get('format_version')} is not "
+                            f"supported (this physical reads version {FORMAT_VERSION})")
+    return data
+
+
+def manifest_pages(manifest: dict[str, Any]) -> list[Page]:
+    return [page_from_dict(p) for p in manifest["layout"]["pages"]]

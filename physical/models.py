@@ -1,0 +1,226 @@
+"""Classifiers as the attacks and the evaluation see them.
+
+Every model is wrapped in a :class:`Classifier`: it takes images in [0, 1],
+NCHW, at the model's own input size, normalises inside, and returns logits.
+It carries its class names, input size, preprocessing sizes, an id and the
+SHA-256 of its weights file, so the manifest can say exactly what was used.
+
+Model specs (``--model``):
+
+- ``demo``: the bundled ResNet-20 trained on CIFAR-10 (``scripts/train_demo.py``).
+- ``torchvision:<name>``: a torchvision classifier with its default ImageNet
+  weights, read offline from the torch hub cache or from ``weights``.
+- a path to a TorchScript file (optionally with a ``<file>.json`` sidecar).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from importlib import resources
+from pathlib import Path
+from typing import Sequence
+
+import torch
+from torch import nn
+
+from .errors import PhysicalError
+
+DEMO_WEIGHTS = "demo_resnet20.safetensors"
+
+
+class Classifier(nn.Module):
+    """A model that maps images in [0, 1] to logits.
+
+    Input: (N, 3, H, W) with (H, W) == ``input_size``. Output: (N, C) logits.
+    Parameters are frozen (``requires_grad=False``) and the module is in eval
+    mode: attacks need gradients with respect to the input only, and skipping
+    weight gradients makes each backward pass cheaper.
+    """
+
+    def __init__(
+        self,
+        net: nn.Module,
+        *,
+        model_id: str,
+        class_names: Sequence[str],
+        input_size: tuple[int, int],
+        resize_size: int,
+        mean: Sequence[float],
+        std: Sequence[float],
+        weights_sha256: str,
+        interpolation: str = "bilinear",
+        wnids: Sequence[str] | None = None,
+    ) -> None:
+        super().__init__()
+        self.net = net
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
+        self.model_id = model_id
+        self.class_names = list(class_names)
+        self.wnids = list(wnids) if wnids is not None else None
+        self.input_size = tuple(input_size)
+        self.resize_size = int(resize_size)
+        self.interpolation = interpolation
+        self.weights_sha256 = weights_sha256
+        self.requires_grad_(False)
+        self.eval()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net((x - self.mean) / self.std)
+
+    @property
+    def device(self) -> torch.device:
+        return self.mean.device
+
+    def describe(self) -> dict:
+        """JSON-ready identity of the model, as written in the manifest."""
+        return {
+            "id": self.model_id,
+            "weights_sha256": self.weights_sha256,
+            "input_size": list(self.input_size),
+            "resize_size": self.resize_size,
+            "interpolation": self.interpolation,
+            "num_classes": len(self.class_names),
+            "class_names": self.class_names,
+        }
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def default_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def imagenet_wnids() -> list[str]:
+    """The 1000 ILSVRC-2012 synset ids in class-index order (sorted wnids)."""
+    text = resources.files("physical").joinpath("data/imagenet_wnids.txt").read_text()
+    return text.split()
+
+
+def load_model(spec: str = "demo", weights: Path | None = None,
+               device: str | torch.device | None = None) -> Classifier:
+    """Load a classifier from a ``--model`` spec (see the module docstring)."""
+    device = torch.device(device) if device is not None else default_device()
+    if spec == "demo":
+        if weights is not None:
+            raise PhysicalError("--weights applies to torchvision models; the demo model is bundled")
+        model = _load_demo()
+    elif spec.startswith("torchvision:"):
+        model = _load_torchvision(spec.split(":", 1)[1], weights)
+    else:
+        path = Path(spec)
+        if not path.exists():
+            raise PhysicalError(
+                f"unknown model '{spec}': use 'demo', 'torchvision:<name>' (e.g. torchvision:inception_v3) "
+                "or the path of a TorchScript file")
+        model = _load_torchscript(path)
+    return model.to(device)
+
+
+def _load_demo() -> Classifier:
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    from .demo_net import CIFAR10_CLASSES, CIFAR10_MEAN, CIFAR10_STD, ResNet20
+
+    ref = resources.files("physical").joinpath(f"data/{DEMO_WEIGHTS}")
+    with resources.as_file(ref) as path:
+        if not path.exists():
+            raise PhysicalError(
+                f"the demo model's weights are missing ({path}); reinstall physical, "
+                "or train them with scripts/train_demo.py")
+        net = ResNet20()
+        net.load_state_dict(load_file(str(path)))
+        digest = sha256_file(path)
+    return Classifier(net, model_id="demo", class_names=CIFAR10_CLASSES, input_size=(32, 32),
+                      resize_size=32, mean=CIFAR10_MEAN, std=CIFAR10_STD,
+                      weights_sha256=digest, interpolation="bilinear")
+
+
+# Constructor arguments that torchvision's own builders set when they load
+# pretrained weights; building with weights=None must match the state dict.
+_PRETRAINED_KWARGS = {
+    "inception_v3": {"aux_logits": True, "transform_input": True, "init_weights": False},
+    "googlenet": {"aux_logits": True, "transform_input": True, "init_weights": False},
+}
+
+
+def _load_torchvision(name: str, weights: Path | None) -> Classifier:
+    import torchvision
+
+    available = torchvision.models.list_models(module=torchvision.models)
+    if name not in available:
+        raise PhysicalError(
+            f"unknown torchvision model '{name}'; choose a classifier such as inception_v3, resnet50 "
+            f"or vit_b_16 (all: {', '.join(available[:6])}, ...)")
+    enum = torchvision.models.get_model_weights(name).DEFAULT
+    if weights is None:
+        cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(enum.url).name
+        if not cached.exists():
+            raise PhysicalError(
+                f"weights for torchvision:{name} not found: put {Path(enum.url).name} "
+                f"(from {enum.url}) in {cached.parent}/, or pass --weights FILE")
+        weights = cached
+    elif not Path(weights).is_file():
+        raise PhysicalError(f"--weights {weights}: no such file")
+    try:
+        state = torch.load(weights, map_location="cpu", weights_only=True)
+    except Exception as exc:  # pickle, zip and format errors all mean the same to the user
+        raise PhysicalError(f"{weights}: not a PyTorch state dict ({type(exc).__name__}); "
+                            f"pass the weights file of torchvision:{name}") from None
+    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
+        state = state["state_dict"]
+    categories = enum.meta["categories"]
+    net = torchvision.models.get_model(name, weights=None, num_classes=len(categories),
+                                       **_PRETRAINED_KWARGS.get(name, {}))
+    try:
+        net.load_state_dict(state)
+    except (RuntimeError, TypeError, AttributeError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise PhysicalError(f"{weights}: does not match torchvision:{name} ({first})") from None
+    t = enum.transforms()
+    return Classifier(net, model_id=f"torchvision:{name}", class_names=categories,
+                      input_size=(t.crop_size[0], t.crop_size[0]), resize_size=t.resize_size[0],
+                      mean=t.mean, std=t.std, weights_sha256=sha256_file(Path(weights)),
+                      interpolation=t.interpolation.value, wnids=imagenet_wnids())
+
+
+def _load_torchscript(path: Path) -> Classifier:
+    try:
+        net = torch.jit.load(str(path), map_location="cpu")
+    except Exception as exc:
+        raise PhysicalError(f"{path}: not a TorchScript file ({type(exc).__name__}); "
+                            "save your model with torch.jit.script(model).save(path)") from None
+    sidecar = Path(str(path) + ".json")
+    meta: dict = {}
+    if sidecar.exists():
+        try:
+            meta = json.loads(sidecar.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise PhysicalError(f"{sidecar}: not valid JSON ({exc.msg if hasattr(exc, 'msg') else exc})") from None
+    size = meta.get("input_size", [224, 224])
+    input_size = (int(size[0]), int(size[1])) if isinstance(size, list) else (int(size), int(size))
+    with torch.no_grad():
+        n_out = net(torch.zeros(1, 3, *input_size)).shape[-1]
+    names = meta.get("class_names")
+    wnids = None
+    if names is None and n_out == 1000:
+        import torchvision
+
+        names = torchvision.models.ResNet50_Weights.DEFAULT.meta["categories"]
+        wnids = imagenet_wnids()
+    if names is None:
+        names = [str(i) for i in range(n_out)]
+    if len(names) != n_out:
+        raise PhysicalError(f"{sidecar}: lists {len(names)} class names but the model has {n_out} outputs")
+    return Classifier(net, model_id=f"torchscript:{path.name}", class_names=names,
+                      input_size=input_size,
+                      resize_size=int(meta.get("resize_size", round(input_size[0] * 256 / 224))),
+                      mean=meta.get("mean", [0.0, 0.0, 0.0]), std=meta.get("std", [1.0, 1.0, 1.0]),
+                      weights_sha256=sha256_file(path), interpolation="bilinear", wnids=wnids)

@@ -1,0 +1,216 @@
+"""The pictures to attack: bundled samples or the user's folder, with labels.
+
+A picture becomes a tensor in [0, 1], (3, H, W) at the model's input size,
+made with the model's own preprocessing (resize the shorter side, centre
+crop) and rounded to the 8-bit grid, because what gets printed is 8-bit.
+
+Labels come from an ImageFolder layout (sub-folder names matched to the
+model's class names or ImageNet wnids), from a CSV (``file,label``), or are
+the model's own top-1 prediction (``labels="predicted"``).
+"""
+from __future__ import annotations
+
+import csv
+import random
+import warnings
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .errors import PhysicalError
+from .models import Classifier
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".heic", ".heif"}
+PREDICTED = "predicted"
+
+
+@dataclass(frozen=True)
+class Picture:
+    """One picture to attack. ``image``: (3, H, W) float in [0, 1] on the 8-bit grid."""
+
+    id: str
+    source: str
+    label: int | None
+    image: torch.Tensor
+
+
+def quantize_8bit(x: torch.Tensor) -> torch.Tensor:
+    """Round images in [0, 1] to the nearest of the 256 printable levels."""
+    return torch.round(x.clamp(0.0, 1.0) * 255.0) / 255.0
+
+
+def to_uint8(x: torch.Tensor) -> np.ndarray:
+    """(3, H, W) in [0, 1] -> (H, W, 3) uint8 array."""
+    return torch.round(x.clamp(0.0, 1.0) * 255.0).to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+
+
+def open_rgb(path: Path) -> Image.Image:
+    """Open any still image as 8-bit RGB, applying its EXIF orientation."""
+    if path.suffix.lower() in {".heic", ".heif"}:
+        from pillow_heif import register_heif_opener
+
+        register_heif_opener()
+    with Image.open(path) as im:
+        im = ImageOps.exif_transpose(im)
+        if im.mode in ("I;16", "I;16B", "I;16L", "I"):
+            # 16-bit grey: scale to 8 bits rather than let PIL clip at 255.
+            arr = np.asarray(im, dtype=np.float64)
+            im = Image.fromarray(np.clip(arr / 257.0, 0, 255).astype(np.uint8))
+        return im.convert("RGB")
+
+
+def preprocess(im: Image.Image, model: Classifier) -> torch.Tensor:
+    """PIL image -> (3, H, W) in [0, 1] at the model's input size, on the 8-bit grid."""
+    import torchvision.transforms.v2.functional as TF
+    from torchvision.transforms import InterpolationMode
+
+    x = TF.to_dtype(TF.to_image(im), torch.float32, scale=True)
+    h, w = model.input_size
+    if x.shape[-2:] != (h, w):
+        x = TF.resize(x, [model.resize_size], interpolation=InterpolationMode(model.interpolation),
+                      antialias=True)
+        x = TF.center_crop(x, [h, w])
+    return quantize_8bit(x)
+
+
+def _norm(name: str) -> str:
+    return " ".join(name.replace("_", " ").replace("-", " ").lower().split())
+
+
+def label_resolver(model: Classifier) -> Callable[[str], int | None]:
+    """Map a label text (class name, ImageNet wnid or class index) to an index, None if unknown."""
+    lookup: dict[str, int] = {}
+    for i, name in enumerate(model.class_names):
+        lookup.setdefault(_norm(name), i)
+    for i, wnid in enumerate(model.wnids or []):
+        lookup[wnid.lower()] = i
+
+    def resolve(text: str) -> int | None:
+        t = text.strip()
+        if t.isdigit():
+            i = int(t)
+            return i if i < len(model.class_names) else None
+        return lookup.get(t.lower(), lookup.get(_norm(t)))
+
+    return resolve
+
+
+def _unknown_label(where: str, label: str, model: Classifier) -> PhysicalError:
+    examples = ", ".join(model.class_names[:4])
+    kinds = "a class name (e.g. " + examples + ")" + (", an ImageNet wnid" if model.wnids else "")
+    return PhysicalError(f"{where}: unknown label '{label}' for model {model.model_id}; "
+                         f"use {kinds} or a class index, or --labels predicted")
+
+
+def _is_image_file(p: Path) -> bool:
+    return p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_SUFFIXES
+
+
+def _bundled() -> tuple[list[tuple[Path, str]], str]:
+    root = resources.files("physical").joinpath("data/samples")
+    with resources.as_file(root) as folder:
+        with open(folder / "labels.csv", newline="") as f:
+            rows = list(csv.DictReader(f))
+        return [(folder / r["file"], r["label"]) for r in rows], "bundled"
+
+
+def _read_csv(path: Path) -> dict[str, str]:
+    if not path.is_file():
+        raise PhysicalError(f"--labels {path}: no such file; give a CSV with columns file,label, "
+                            f"or --labels {PREDICTED}")
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            rows = list(csv.DictReader(f))
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise PhysicalError(f"{path}: not a readable CSV ({exc})") from None
+    fields = set(rows[0].keys()) if rows else set()
+    column = next((c for c in ("label", "class_index", "wnid", "name") if c in fields), None)
+    if "file" not in fields or column is None:
+        raise PhysicalError(f"{path}: needs a header row with columns file,label")
+    return {r["file"].strip(): (r[column] or "").strip() for r in rows if r.get("file")}
+
+
+def _list_folder(folder: Path, labels: str | None) -> tuple[list[tuple[Path, str | None]], str]:
+    if not folder.exists():
+        raise PhysicalError(f"--images {folder}: no such folder")
+    if not folder.is_dir():
+        raise PhysicalError(f"--images {folder}: not a folder; give a folder of pictures")
+    if labels == PREDICTED:
+        files = sorted(p for p in folder.rglob("*") if _is_image_file(p)
+                       and not any(part.startswith(".") for part in p.relative_to(folder).parts))
+        return [(p, None) for p in files], PREDICTED
+    if labels is not None:
+        table = _read_csv(Path(labels))
+        files = sorted(p for p in folder.rglob("*") if _is_image_file(p))
+        out = []
+        for p in files:
+            rel = p.relative_to(folder).as_posix()
+            label = table.get(rel, table.get(p.name))
+            if label is None:
+                warnings.warn(f"{p}: not listed in {labels}; skipped")
+                continue
+            out.append((p, label))
+        return out, f"csv:{Path(labels).name}"
+    subdirs = sorted(d for d in folder.iterdir() if d.is_dir() and not d.name.startswith("."))
+    out = [(p, d.name) for d in subdirs for p in sorted(d.rglob("*")) if _is_image_file(p)]
+    if not out and any(_is_image_file(p) for p in folder.iterdir()):
+        raise PhysicalError(f"--images {folder}: pictures have no labels; put them in one sub-folder "
+                            f"per class (ImageFolder), or pass --labels FILE.csv or --labels {PREDICTED}")
+    return out, "folder"
+
+
+def load_pictures(model: Classifier, images: Path | None = None, labels: str | None = None,
+                  count: int | None = None, seed: int = 0,
+                  warn: Callable[[str], None] | None = None) -> tuple[list[Picture], str]:
+    """Load, label and preprocess the pictures; returns (pictures, labels source).
+
+    ``images=None`` loads the bundled CIFAR-10 samples. ``count`` picks a
+    random subset, reproducible with ``seed``. Unreadable files are skipped
+    with a warning; an unknown label, a missing or empty folder raise
+    :class:`PhysicalError`.
+    """
+    warn = warn or (lambda msg: warnings.warn(msg))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        if images is None:
+            if labels is not None:
+                raise PhysicalError("--labels needs --images: the bundled samples carry their own labels")
+            entries, source = _bundled()
+            root = None
+        else:
+            entries, source = _list_folder(Path(images), labels)
+            root = Path(images)
+    for w in caught:
+        warn(str(w.message))
+    if not entries:
+        raise PhysicalError(f"--images {images}: no pictures found (looked for "
+                            f"{', '.join(sorted(IMAGE_SUFFIXES))})")
+    if count is not None:
+        if count < 1:
+            raise PhysicalError(f"--count {count}: must be at least 1")
+        if count < len(entries):
+            entries = sorted(random.Random(seed).sample(entries, count), key=lambda e: str(e[0]))
+
+    resolve = label_resolver(model)
+    pictures: list[Picture] = []
+    for path, label_text in entries:
+        label = None
+        if label_text is not None:
+            label = resolve(label_text)
+            if label is None:
+                raise _unknown_label(str(path), label_text, model)
+        try:
+            x = preprocess(open_rgb(path), model)
+        except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+            warn(f"{path}: unreadable image ({type(exc).__name__}); skipped")
+            continue
+        rel = path.name if root is None else path.relative_to(root).as_posix()
+        pictures.append(Picture(id=f"img{len(pictures):03d}", source=rel, label=label, image=x))
+    if not pictures:
+        raise PhysicalError(f"--images {images}: none of the {len(entries)} files could be read as an image")
+    return pictures, source
