@@ -141,7 +141,7 @@ def make_sheets(
         pages = plan_pages(groups, experiment_id, paper=paper, image_size_mm=image_size_mm,
                            variant_labels=labels_map)
     except ValueError as exc:
-        raise PhysicalError(f"--image-size-mm {image_size_mm:g}: {exc}") from None
+        raise PhysicalError(str(exc)) from None
 
     digital: dict[tuple[str, str], torch.Tensor] = {}
     records: list[dict[str, Any]] = []
