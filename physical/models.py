@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import warnings
 from importlib import resources
 from pathlib import Path
 from typing import Sequence
@@ -124,7 +125,6 @@ def load_model(spec: str = "demo", weights: Path | None = None,
 
 
 def _load_demo() -> Classifier:
-    from safetensors import safe_open
     from safetensors.torch import load_file
 
     from .demo_net import CIFAR10_CLASSES, CIFAR10_MEAN, CIFAR10_STD, ResNet20
@@ -193,7 +193,10 @@ def _load_torchvision(name: str, weights: Path | None) -> Classifier:
 
 def _load_torchscript(path: Path) -> Classifier:
     try:
-        net = torch.jit.load(str(path), map_location="cpu")
+        with warnings.catch_warnings():
+            # TorchScript is deprecated upstream but still the portable format users have.
+            warnings.simplefilter("ignore", FutureWarning)
+            net = torch.jit.load(str(path), map_location="cpu")
     except Exception as exc:
         raise PhysicalError(f"{path}: not a TorchScript file ({type(exc).__name__}); "
                             "save your model with torch.jit.script(model).save(path)") from None

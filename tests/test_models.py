@@ -1,0 +1,169 @@
+"""Model specs: demo, torchvision names with offline weights, TorchScript files."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torchvision
+from PIL import Image
+from typer.testing import CliRunner
+
+from physical.cli import app
+from physical.errors import PhysicalError
+from physical.manifest import read_manifest
+from physical.models import load_model, sha256_file
+from physical.pictures import label_resolver, load_pictures
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def resnet18_file(tmp_path_factory) -> Path:
+    """A resnet18 with random weights saved as a state dict, as a user's download would be."""
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("weights") / "resnet18-random.pth"
+    torch.save(torchvision.models.resnet18(num_classes=1000).state_dict(), path)
+    return path
+
+
+def _photos(root: Path, folders: list[str], size=(260, 340)) -> Path:
+    rng = np.random.default_rng(0)
+    for name in folders:
+        (root / name).mkdir(parents=True, exist_ok=True)
+        Image.fromarray(rng.integers(0, 256, (*size, 3), dtype=np.uint8)).save(root / name / "photo.jpg")
+    return root
+
+
+def test_demo_model_wrapper(demo_model):
+    assert demo_model.input_size == (32, 32)
+    assert demo_model.class_names[3] == "cat"
+    assert not demo_model.training
+    assert all(not p.requires_grad for p in demo_model.parameters())
+    logits = demo_model(torch.rand(2, 3, 32, 32))
+    assert logits.shape == (2, 10)
+
+
+def test_torchvision_with_weights_file(resnet18_file):
+    model = load_model("torchvision:resnet18", weights=resnet18_file, device="cpu")
+    assert model.model_id == "torchvision:resnet18"
+    assert model.input_size == (224, 224) and model.resize_size == 256
+    assert model.class_names[0] == "tench" and len(model.class_names) == 1000
+    assert model.weights_sha256 == sha256_file(resnet18_file)
+    # Normalisation lives inside the wrapper: same logits as the bare net on normalised input.
+    net = torchvision.models.resnet18(num_classes=1000)
+    net.load_state_dict(torch.load(resnet18_file, weights_only=True))
+    net.eval()
+    x = torch.rand(1, 3, 224, 224)
+    mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+    std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), net((x - mean) / std))
+
+
+def test_inception_v3_builds_like_torchvision():
+    # No weights file here: check the architecture we build accepts a state
+    # dict of torchvision's pretrained layout (aux classifier, transform_input).
+    net = torchvision.models.inception_v3(weights=None, aux_logits=True, transform_input=True, init_weights=False)
+    path = Path(torch.hub.get_dir()) / "inception-test.pth"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(net.state_dict(), path)
+    model = load_model("torchvision:inception_v3", weights=path, device="cpu")
+    assert model.input_size == (299, 299) and model.resize_size == 342
+    assert model.net.transform_input
+
+
+def test_missing_weights_one_line_error():
+    with pytest.raises(PhysicalError) as info:
+        load_model("torchvision:resnet50", device="cpu")
+    msg = str(info.value)
+    assert "\n" not in msg
+    assert "resnet50-" in msg and "checkpoints" in msg and "--weights" in msg
+    result = runner.invoke(app, ["make-sheets", "--model", "torchvision:resnet50"])
+    assert result.exit_code != 0 and result.stderr.startswith("error: weights for torchvision:resnet50 not found")
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("spec, needle", [("torchvision:notanet", "unknown torchvision model"),
+                                          ("nosuchfile.pt", "unknown model")])
+def test_bad_model_specs(spec, needle):
+    with pytest.raises(PhysicalError, match=needle):
+        load_model(spec, device="cpu")
+
+
+def test_weights_that_do_not_match(tmp_path, resnet18_file):
+    junk = tmp_path / "junk.pth"
+    junk.write_bytes(b"garbage")
+    with pytest.raises(PhysicalError, match="not a PyTorch state dict"):
+        load_model("torchvision:resnet18", weights=junk, device="cpu")
+    with pytest.raises(PhysicalError, match="does not match torchvision:resnet34"):
+        load_model("torchvision:resnet34", weights=resnet18_file, device="cpu")
+
+
+def test_make_sheets_with_torchvision_model(tmp_path, resnet18_file):
+    # Sub-folders named by wnid and by class name both resolve to ImageNet indices.
+    root = _photos(tmp_path / "pics", ["n01440764", "goldfish"])
+    out = tmp_path / "printouts"
+    result = runner.invoke(app, ["make-sheets", "--model", "torchvision:resnet18", "--weights", str(resnet18_file),
+                                 "--images", str(root), "--eps", "2,4", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    m = read_manifest(out)
+    assert m["model"]["id"] == "torchvision:resnet18"
+    assert [(r["label"], r["label_name"]) for r in m["images"]] == [(1, "goldfish"), (0, "tench")]
+    png = Image.open(out / m["images"][0]["variants"][0]["file"])
+    assert png.size == (224, 224)
+    assert len(m["images"][0]["variants"]) == 1 + 3 * 2
+
+
+def test_torchscript_model_with_sidecar(tmp_path, demo_model):
+    scripted = torch.jit.trace(demo_model.net, torch.rand(1, 3, 32, 32))
+    path = tmp_path / "cifar.pt"
+    scripted.save(str(path))
+    (tmp_path / "cifar.pt.json").write_text(
+        '{"input_size": [32, 32], "resize_size": 32, "class_names": %s, "mean": %s, "std": %s}' % (
+            str(demo_model.class_names).replace("'", '"'), demo_model.mean.flatten().tolist(),
+            demo_model.std.flatten().tolist()))
+    model = load_model(str(path), device="cpu")
+    assert model.class_names == demo_model.class_names and model.input_size == (32, 32)
+    x = torch.rand(3, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), demo_model(x))
+
+
+def test_label_resolver_accepts_names_wnids_and_indices(resnet18_file):
+    model = load_model("torchvision:resnet18", weights=resnet18_file, device="cpu")
+    resolve = label_resolver(model)
+    assert resolve("tench") == 0 and resolve("n01443537") == 1 and resolve("2") == 2
+    assert resolve("great_white_shark") == 2 and resolve("Great White Shark") == 2
+    assert resolve("1000") is None and resolve("dragon") is None
+
+
+# ---- with ../shared ----
+
+@pytest.mark.shared
+def test_demo_model_accuracy_on_cifar10_test_set(shared_dir, demo_model):
+    pictures, source = load_pictures(demo_model, shared_dir / "data" / "cifar10" / "test")
+    assert source == "folder" and len(pictures) == 10_000
+    x = torch.stack([p.image for p in pictures])
+    y = torch.tensor([p.label for p in pictures])
+    with torch.no_grad():
+        pred = torch.cat([demo_model(x[i:i + 1000]).argmax(1) for i in range(0, len(x), 1000)])
+    accuracy = (pred == y).float().mean().item()
+    assert accuracy >= 0.88, accuracy
+
+
+@pytest.mark.shared
+def test_imagenet_samples_with_their_labels_csv(shared_dir, resnet18_file, tmp_path):
+    folder = shared_dir / "data" / "imagenet-samples"
+    out = tmp_path / "printouts"
+    result = runner.invoke(app, ["make-sheets", "--model", "torchvision:resnet18", "--weights", str(resnet18_file),
+                                 "--images", str(folder), "--labels", str(folder / "labels.csv"),
+                                 "--count", "3", "--seed", "1", "--eps", "4", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    import csv
+    truth = {r["file"]: int(r["class_index"]) for r in csv.DictReader(open(folder / "labels.csv"))}
+    m = read_manifest(out)
+    assert len(m["images"]) == 3
+    for rec in m["images"]:
+        assert rec["label"] == truth[rec["source"]]
