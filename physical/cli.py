@@ -98,6 +98,89 @@ def make_sheets_cmd(
               "codes in view, then run `physical ingest PHOTOS_DIR`")
 
 
+@app.command("simulate-photos")
+def simulate_photos_cmd(
+    printouts: Path = typer.Option(Path("printouts"), help="Folder written by `physical make-sheets`."),
+    out_dir: Path = typer.Option(Path("photos"), "--out", help="Folder for the photos and ground-truth.json."),
+    per_page: int = typer.Option(1, help="Photos per page."),
+    seed: int = typer.Option(0, help="Random seed; the same seed gives the same photos."),
+    difficulty: str = typer.Option("normal", help="easy (straight, even light), normal (a careful user's "
+                                                  "photos) or hard (tilt, shadow, blur, EXIF-rotated)."),
+) -> None:
+    """Make synthetic phone photos of the printed sheets, with exact ground truth (no printer needed)."""
+    from .camera import GROUND_TRUTH_NAME, simulate_photos
+
+    try:
+        with _progress() as bar:
+            task = bar.add_task("photos", total=None)
+
+            def progress(done: int, total: int) -> None:
+                bar.update(task, completed=done, total=total)
+
+            paths = simulate_photos(printouts, out_dir, per_page=per_page, seed=seed, difficulty=difficulty,
+                                    progress=progress)
+    except PhysicalError as exc:
+        _fail(str(exc))
+    pages = len({p.name.rsplit("_", 1)[0] for p in paths})
+    out.print(f"wrote {len(paths)} simulated phone photos ({difficulty}, seed {seed}: {per_page} per page of "
+              f"{pages} pages) to {out_dir}/, with their exact page-to-photo homographies in "
+              f"{out_dir / GROUND_TRUTH_NAME}; next: run `physical ingest {out_dir}/`")
+
+
+@app.command("ingest")
+def ingest_cmd(
+    photos: Path = typer.Argument(..., metavar="PHOTOS_DIR",
+                                  help="Folder of phone photos of the printed sheets (searched recursively; "
+                                       "JPEG, PNG, WebP, TIFF, BMP, HEIC)."),
+    printouts: Path = typer.Option(Path("printouts"), "--printouts", help="Folder written by make-sheets."),
+    out_dir: Path = typer.Option(Path("captures"), "--out", help="Output folder: crops, index.csv, overlays."),
+    strict: bool = typer.Option(False, "--strict", help="Exit non-zero if any photo is skipped."),
+) -> None:
+    """Find the printed sheets in phone photos and cut out every image, registered to its digital original."""
+    from .ingest import ingest
+    from .photo_io import PHOTO_SUFFIXES
+
+    try:
+        with _progress() as bar:
+            tasks: dict[str, int] = {}
+
+            def progress(stage: str, done: int, total: int) -> None:
+                if stage not in tasks:
+                    tasks[stage] = bar.add_task(stage, total=total)
+                bar.update(tasks[stage], completed=done, total=total)
+
+            result = ingest(photos, printouts=printouts, out=out_dir, strict=strict, progress=progress, warn=_warn)
+    except PhysicalError as exc:
+        _fail(str(exc))
+    r = result
+    n = len(r.outcomes)
+    if n == 0:
+        err.print(f"[red]error:[/] no photos in {photos} (looked for {', '.join(sorted(PHOTO_SUFFIXES))})"
+                  + (f"; {r.not_images} other files ignored" if r.not_images else ""), soft_wrap=True)
+        raise typer.Exit(1)
+    parts = [f"{len(r.ingested)} ingested ({r.crops_new} crops)", f"{len(r.skipped)} skipped"]
+    if r.already:
+        parts.append(f"{len(r.already)} already ingested")
+    if r.not_images:
+        parts.append(f"{r.not_images} not images")
+    out.print(f"experiment [bold]{r.experiment_id}[/]: {n} photos: {', '.join(parts)}", soft_wrap=True)
+    for o in r.skipped:
+        see = f" (see {r.out / o.overlay})" if o.overlay else ""
+        out.print(f"  skipped {o.photo}: {o.reason}{see}", markup=False, soft_wrap=True)
+    seen = ", ".join(map(str, r.pages_seen)) or "none"
+    out.print(f"pages photographed: {seen} (of {r.n_pages})", soft_wrap=True)
+    if r.pages_missing:
+        out.print(f"pages never photographed: {', '.join(map(str, r.pages_missing))}", soft_wrap=True)
+    if r.crops_total:
+        out.print(f"wrote {r.out / 'index.csv'} ({r.crops_total} crops in all), {r.out / 'crops'}/, "
+                  f"{r.out / 'overlays'}/", soft_wrap=True)
+    if r.exit_code:
+        why = "no photo could be ingested" if not r.ingested and not r.already and not r.photos_before else \
+            f"--strict: {len(r.skipped)} photo(s) skipped"
+        err.print(f"[red]error:[/] {why}", soft_wrap=True)
+    raise typer.Exit(r.exit_code)
+
+
 def main() -> None:
     try:
         app()

@@ -1,0 +1,209 @@
+"""Read a phone photo, whatever its format, as an upright 8-bit RGB array.
+
+Accepted: JPEG (also the multi-picture MPO files some phones write), PNG,
+WebP, TIFF, BMP, single-frame GIF and HEIC/HEIF (through pillow-heif). The
+EXIF orientation is applied, so the array is the picture as a viewer shows
+it. 16-bit, grey, palette, CMYK and images with transparency (composited on
+white, the colour of paper) all come back as 8-bit RGB.
+
+Every problem with a file (empty, truncated, not an image, animated, far too
+large) raises :class:`PhotoError` with a short reason meant for the user; no
+other exception escapes :func:`decode_photo` for bad input.
+"""
+from __future__ import annotations
+
+import io
+import warnings
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+# File name suffixes ingest reads (lower case); other files are not photos.
+PHOTO_SUFFIXES = frozenset({".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".webp", ".tif", ".tiff", ".bmp",
+                            ".gif", ".heic", ".heif"})
+# Refuse pictures above this many pixels: a 100 MP photo already takes
+# 300 MB as RGB; bigger ones are almost surely not phone photos (or are
+# decompression bombs). Pillow's own bomb check is set to the same limit.
+MAX_PIXELS = 100_000_000
+Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+
+# Formats in which several frames mean an animation. Multi-frame MPO (phone
+# JPEG plus depth map or preview), TIFF and HEIF use their first image.
+_ANIMATED_FORMATS = {"GIF", "PNG", "WEBP", "FLI", "APNG"}
+_heif_registered = False
+
+
+class PhotoError(Exception):
+    """A file that cannot be used as a photo; the message is a one-line reason."""
+
+
+def is_photo_name(path: Path) -> bool:
+    """True for a non-hidden name with a photo suffix (case-insensitive)."""
+    return not path.name.startswith(".") and path.suffix.lower() in PHOTO_SUFFIXES
+
+
+def _register_heif() -> None:
+    global _heif_registered
+    if not _heif_registered:
+        try:
+            from pillow_heif import register_heif_opener
+
+            register_heif_opener()
+        except ImportError:  # pragma: no cover - pillow-heif is a dependency
+            pass
+        _heif_registered = True
+
+
+def _short(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text[:120]}" if text else type(exc).__name__
+
+
+def _open(data: bytes) -> Image.Image:
+    _register_heif()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # DecompressionBombWarning: the size is checked below
+            return Image.open(io.BytesIO(data))
+    except Image.DecompressionBombError as exc:
+        raise PhotoError(f"image too large ({_short(exc)}; limit {MAX_PIXELS // 1_000_000} MP)") from None
+    except UnidentifiedImageError:
+        raise PhotoError("not an image (unknown format or corrupt header)") from None
+    except Exception as exc:  # noqa: BLE001 - any decoder failure is a bad file, never a crash
+        raise PhotoError(f"not a readable image ({_short(exc)})") from None
+
+
+def _to_rgb8(im: Image.Image) -> np.ndarray:
+    mode = im.mode
+    if mode in ("RGBA", "LA", "PA", "RGBa", "La") or (mode == "P" and "transparency" in im.info):
+        rgba = im.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return np.asarray(Image.alpha_composite(white, rgba).convert("RGB"))
+    if mode.startswith("I;16") or mode == "I":
+        a = np.asarray(im).astype(np.float64)
+        top = float(a.max()) if a.size else 0.0
+        # 16-bit data (most such files) scale by 257; an "I" image holding 8-bit values stays.
+        scale = 1.0 if top <= 255 else 257.0 if top <= 65535 else top / 255.0
+        g = np.clip(np.rint(a / scale), 0, 255).astype(np.uint8)
+        return np.repeat(g[..., None], 3, axis=2)
+    if mode == "F":
+        a = np.nan_to_num(np.asarray(im, dtype=np.float64))
+        a = a * 255.0 if a.size and a.max() <= 1.0 else a
+        g = np.clip(np.rint(a), 0, 255).astype(np.uint8)
+        return np.repeat(g[..., None], 3, axis=2)
+    return np.asarray(im.convert("RGB"))
+
+
+def _orientation(im: Image.Image) -> int:
+    try:
+        return int(im.getexif().get(0x0112, 1) or 1)
+    except Exception:  # noqa: BLE001
+        return 1
+
+
+# EXIF orientation -> the numpy view that shows the stored pixels upright
+# (the same transforms as PIL.ImageOps.exif_transpose; checked in the tests).
+_ORIENT = {
+    2: lambda a: a[:, ::-1],
+    3: lambda a: a[::-1, ::-1],
+    4: lambda a: a[::-1],
+    5: lambda a: a.transpose(1, 0, 2),
+    6: lambda a: np.rot90(a, -1),
+    7: lambda a: np.rot90(a, -1)[::-1],
+    8: lambda a: np.rot90(a, 1),
+}
+
+
+def _decode_fast(data: bytes, im: Image.Image) -> np.ndarray | None:
+    """OpenCV's decoder for plain 8-bit JPEG and PNG: ~3x faster than Pillow plus its array copies.
+
+    The EXIF orientation is applied here (OpenCV is told to ignore it, as its
+    handling differs between versions). Anything unusual, or a result that
+    does not have the size Pillow announced, goes the Pillow way.
+    """
+    fmt = (im.format or "").upper()
+    if not ((fmt in ("JPEG", "MPO") and im.mode in ("RGB", "L"))
+            or (fmt == "PNG" and im.mode in ("RGB", "L") and "transparency" not in im.info)):
+        return None
+    orientation = _orientation(im)
+    rgb_flag = getattr(cv2, "IMREAD_COLOR_RGB", None)
+    flags = (cv2.IMREAD_COLOR if rgb_flag is None else rgb_flag) | cv2.IMREAD_IGNORE_ORIENTATION
+    try:
+        arr = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
+    except cv2.error:
+        return None
+    if arr is None or arr.dtype != np.uint8 or arr.ndim != 3 or (arr.shape[1], arr.shape[0]) != im.size:
+        return None
+    if rgb_flag is None:
+        arr = cv2.cvtColor(arr, cv2.COLOR_BGR2RGB)
+    if orientation in _ORIENT:
+        arr = np.ascontiguousarray(_ORIENT[orientation](arr))
+    return arr
+
+
+def decode_photo(data: bytes) -> np.ndarray:
+    """Decode image file bytes to an upright (EXIF-rotated) ``(H, W, 3)`` uint8 RGB array.
+
+    Raises:
+        PhotoError: empty, truncated or corrupt data, not an image, an
+            animated image, or more than MAX_PIXELS pixels.
+    """
+    if not data:
+        raise PhotoError("empty file (0 bytes)")
+    im = _open(data)
+    try:
+        w, h = im.size
+        if w * h > MAX_PIXELS:
+            raise PhotoError(f"image too large: {w}x{h} pixels ({w * h / 1e6:.0f} MP, limit "
+                             f"{MAX_PIXELS // 1_000_000} MP)")
+        if w < 1 or h < 1:
+            raise PhotoError(f"empty image ({w}x{h} pixels)")
+        if (im.format or "").upper() in _ANIMATED_FORMATS and getattr(im, "n_frames", 1) > 1:
+            raise PhotoError(f"animated image ({im.n_frames} frames); save one frame as a still photo")
+        fast = _decode_fast(data, im)
+        if fast is not None:
+            return fast
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                im.load()
+        except Exception as exc:  # noqa: BLE001
+            raise PhotoError(f"truncated or corrupt image ({_short(exc)})") from None
+        try:
+            upright = ImageOps.exif_transpose(im)
+        except Exception:  # noqa: BLE001 - a malformed EXIF block: use the pixels as stored
+            upright = im
+        try:
+            rgb = _to_rgb8(upright)
+        except Exception as exc:  # noqa: BLE001
+            raise PhotoError(f"unsupported image mode {im.mode} ({_short(exc)})") from None
+        return np.ascontiguousarray(rgb, dtype=np.uint8)
+    finally:
+        im.close()
+
+
+def read_photo(path: Path) -> tuple[bytes, np.ndarray]:
+    """Return ``(file bytes, RGB array)``; the bytes give the checksum of what was decoded."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise PhotoError(f"cannot read file ({_short(exc)})") from None
+    return data, decode_photo(data)
+
+
+def encode_png(rgb: np.ndarray) -> bytes:
+    """Lossless PNG bytes of an RGB uint8 array."""
+    # Level 1: 2.4x faster than 6 for a 299 px crop, and only ~4 % bigger.
+    ok, buf = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, 1])
+    if not ok:  # pragma: no cover
+        raise RuntimeError("PNG encoding failed")
+    return buf.tobytes()
+
+
+def encode_jpeg(rgb: np.ndarray, quality: int = 85) -> bytes:
+    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:  # pragma: no cover
+        raise RuntimeError("JPEG encoding failed")
+    return buf.tobytes()
