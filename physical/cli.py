@@ -181,6 +181,46 @@ def ingest_cmd(
     raise typer.Exit(r.exit_code)
 
 
+@app.command("demo")
+def demo_cmd(
+    out_dir: Path = typer.Option(Path("physical-demo"), "--out", help="Fresh folder for the whole run."),
+    seed: int = typer.Option(0, help="Seed for the virtual camera."),
+    difficulty: str = typer.Option("normal", help="Virtual camera preset: easy, normal or hard."),
+    per_page: int = typer.Option(1, help="Simulated photos per page."),
+    force: bool = typer.Option(False, "--force", help="Replace an earlier demo in --out."),
+) -> None:
+    """Run the whole pipeline on the bundled demo: make-sheets, simulate-photos, ingest."""
+    from .demo import run_demo
+
+    names = {"attack": "attacking", "pdf": "pdf pages", "photos": "photos"}
+    try:
+        with _progress() as bar:
+            tasks: dict[str, int] = {}
+
+            def progress(stage: str, done: int, total: int) -> None:
+                if stage not in tasks:
+                    tasks[stage] = bar.add_task(names.get(stage, stage), total=total)
+                bar.update(tasks[stage], completed=done, total=total)
+
+            r = run_demo(out_dir, seed=seed, difficulty=difficulty, per_page=per_page, force=force,
+                         progress=progress, warn=_warn)
+    except PhysicalError as exc:
+        _fail(str(exc))
+    m = r.sheets.manifest
+    ing = r.ingest
+    out.print(f"demo experiment [bold]{m['experiment_id']}[/] in {r.folder}/", soft_wrap=True)
+    out.print(f"  printouts/: {len(m['images'])} pictures x {len(m['images'][0]['variants'])} variants "
+              f"on {r.sheets.n_pages} pages (sheets.pdf, images/, manifest.json)", soft_wrap=True)
+    out.print(f"  photos/:    {len(r.photos)} simulated phone photos ({difficulty}) + ground-truth.json",
+              soft_wrap=True)
+    out.print(f"  captures/:  {len(ing.ingested)} photos ingested, {len(ing.skipped)} skipped, "
+              f"{ing.crops_total} crops (index.csv, crops/, overlays/)", soft_wrap=True)
+    for o in ing.skipped:
+        out.print(f"    skipped {o.photo}: {o.reason}", markup=False, soft_wrap=True)
+    out.print(f"look at {r.folder / 'printouts' / 'sheets.pdf'} and the overlays in "
+              f"{r.folder / 'captures' / 'overlays'}/", soft_wrap=True)
+
+
 def main() -> None:
     try:
         app()

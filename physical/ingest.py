@@ -608,6 +608,19 @@ def _crop(rgb: np.ndarray, h: np.ndarray, rect: Rect, size: tuple[int, int]) -> 
     return out, float(native)
 
 
+def digital_as_cropped(img: np.ndarray) -> np.ndarray:
+    """A digital image magnified exactly as its crops are: the inner (1 - 2 INSET) square resampled to full size.
+
+    img: (H, W) or (H, W, C) array. Returns float32 of the same shape, for
+    comparing a crop with the digital image it shows, pixel for pixel.
+    """
+    n = img.shape[1]
+    s = 1 - 2 * INSET
+    a = np.array([[s, 0, INSET * n + 0.5 * s - 0.5], [0, s, INSET * n + 0.5 * s - 0.5]])
+    return cv2.warpAffine(img.astype(np.float32), a, (n, img.shape[0]), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                          borderMode=cv2.BORDER_REPLICATE)
+
+
 def _write_file(path: Path, data: bytes) -> None:
     """Write through a temporary file and a rename, like ``write_atomic`` but without fsync.
 

@@ -168,15 +168,6 @@ def read_index(out: Path) -> list[dict[str, str]]:
 # --------------------------------------------------------------------------- crop checks
 
 
-def _zoom(img: np.ndarray) -> np.ndarray:
-    """The digital image magnified exactly as a crop is: its inner (1 - 2 INSET) square resampled to full size."""
-    n = img.shape[1]
-    s = 1 - 2 * ing.INSET
-    a = np.array([[s, 0, ing.INSET * n + 0.5 * s - 0.5], [0, s, ing.INSET * n + 0.5 * s - 0.5]])
-    return cv2.warpAffine(img.astype(np.float32), a, (n, n), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                          borderMode=cv2.BORDER_REPLICATE)
-
-
 def _fit_residual(crop: np.ndarray, ref: np.ndarray) -> float:
     """RMS residual after the best colour-affine map ref -> crop (print and camera change colours)."""
     x = np.column_stack([ref.reshape(-1, 3), np.ones(ref.shape[0] * ref.shape[1])])
@@ -223,7 +214,7 @@ def check_crops(exp, out: Path, rows: list[dict[str, str]]) -> np.ndarray:
     projected on that pattern, must grow with eps across the variants of each
     picture in each photo (clean < e4 < e8): a swap of two slots breaks the order.
     """
-    refs = {k: _zoom(v) for k, v in exp["digital"].items()}
+    refs = {k: ing.digital_as_cropped(v) for k, v in exp["digital"].items()}
     shifts = []
     strength: dict[tuple[str, str], list[tuple[int, float]]] = {}
     for r in rows:
@@ -318,10 +309,10 @@ def test_registration_metric_catches_a_two_percent_error(exp):
     photo = photograph([(rendered, hom)], (2000, 1500))
     for dx, dy in ((0.5, 0.0), (0.0, -0.5), (0.35, 0.35)):
         off = hom @ np.array([[1, 0, dx], [0, 1, dy], [0, 0, 1]])
-        shifts = [_shift(ing._crop(photo, off, s.rect, (32, 32))[0], _zoom(exp["digital"][(s.image_id, s.variant)]))
+        shifts = [_shift(ing._crop(photo, off, s.rect, (32, 32))[0], ing.digital_as_cropped(exp["digital"][(s.image_id, s.variant)]))
                   for s in page.slots]
         assert np.mean(np.array(shifts) < 0.01) < 0.2, np.round(shifts, 4)
-    good = [_shift(ing._crop(photo, hom, s.rect, (32, 32))[0], _zoom(exp["digital"][(s.image_id, s.variant)]))
+    good = [_shift(ing._crop(photo, hom, s.rect, (32, 32))[0], ing.digital_as_cropped(exp["digital"][(s.image_id, s.variant)]))
             for s in page.slots]
     assert np.mean(np.array(good) < 0.01) >= 0.95
 

@@ -1,0 +1,114 @@
+"""The chain make-sheets -> simulate-photos -> ingest on the demo, via `physical demo`.
+
+Acceptance of the capture stage: with the virtual camera at normal difficulty,
+every page is found, every crop carries the right image and variant, and the
+registration error is under 1% of the image width for at least 95% of crops.
+"""
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from physical.cli import app
+from physical.ingest import digital_as_cropped
+from physical.manifest import manifest_pages, read_manifest
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("demo") / "physical-demo"
+    result = runner.invoke(app, ["demo", "--out", str(folder)])
+    assert result.exit_code == 0, result.output
+    assert "captures/" in result.output
+    return folder
+
+
+def _rows(demo: Path) -> list[dict]:
+    with open(demo / "captures" / "index.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_every_page_found_and_every_slot_cropped(demo):
+    m = read_manifest(demo / "printouts")
+    pages = manifest_pages(m)
+    truth = json.loads((demo / "photos" / "ground-truth.json").read_text())
+    assert len(truth) == len(pages)
+    rows = _rows(demo)
+    assert {int(r["page"]) for r in rows} == {p.number for p in pages}
+    expected = {(p.number, s.image_id, s.variant) for p in pages for s in p.slots}
+    assert {(int(r["page"]), r["image_id"], r["variant"]) for r in rows} == expected
+    assert len(rows) == len(expected) == 20 * 13
+    # Each row names the photo of its own page (ground truth knows which page each photo shows).
+    assert all(truth[Path(r["photo"]).name]["page"] == int(r["page"]) for r in rows)
+
+
+def _page_mm_to_photo(h: np.ndarray, pts: np.ndarray) -> np.ndarray:
+    p = np.c_[pts, np.ones(len(pts))] @ h.T
+    return p[:, :2] / p[:, 2:]
+
+
+def test_registration_error_under_one_percent(demo):
+    """Residual shift of each crop against the exact ground truth, in fractions of the image width."""
+    m = read_manifest(demo / "printouts")
+    pages = {p.number: p for p in manifest_pages(m)}
+    truth = json.loads((demo / "photos" / "ground-truth.json").read_text())
+    state = json.loads((demo / "captures" / "ingest.json").read_text())
+    errors = []
+    for entry in state["photos"]:
+        gt = truth[Path(entry["photo"]).name]
+        h_true = np.array(gt["homography"], dtype=float)
+        for page_no, h_found in zip(entry["pages"], entry["homographies"]):
+            h_found = np.array(h_found, dtype=float).reshape(3, 3)
+            back = np.linalg.inv(h_found)
+            for slot in pages[page_no].slots:
+                r = slot.rect
+                corners = np.array([[r.x, r.y], [r.x + r.w, r.y], [r.x + r.w, r.y + r.h], [r.x, r.y + r.h]])
+                # Where the truly photographed corner lands on the page according to ingest's registration.
+                seen = _page_mm_to_photo(back, _page_mm_to_photo(h_true, corners))
+                errors.append(np.linalg.norm(seen - corners, axis=1).max() / r.w)
+    errors = np.array(errors)
+    assert len(errors) == 20 * 13
+    assert np.quantile(errors, 0.95) < 0.01, np.quantile(errors, [0.5, 0.95, 1.0])
+
+
+def test_crops_show_the_right_picture_and_align_by_phase_correlation(demo):
+    rows = _rows(demo)
+    cap = demo / "captures"
+
+    def grey(path: Path, as_cropped: bool = False) -> np.ndarray:
+        g = np.asarray(Image.open(path).convert("L"), dtype=np.float32)
+        g = digital_as_cropped(g) if as_cropped else g
+        return (g - g.mean()) / (g.std() + 1e-6)
+
+    clean = {r["image_id"]: grey(cap / r["digital"], True) for r in rows if r["variant"] == "clean"}
+    shifts, right = [], 0
+    for r in rows:
+        crop = grey(cap / r["crop"])
+        own = grey(cap / r["digital"], True)  # crops are inset: compare like with like
+        # The crop resembles its own picture more than any other picture.
+        scores = {i: float((crop * c).mean()) for i, c in clean.items()}
+        right += max(scores, key=scores.get) == r["image_id"]
+        (dx, dy), _ = cv2.phaseCorrelate(own.astype(np.float64), crop.astype(np.float64))
+        shifts.append(np.hypot(dx, dy) / own.shape[1])
+    assert right == len(rows)
+    assert np.quantile(shifts, 0.95) < 0.01, np.quantile(shifts, [0.5, 0.95])
+
+
+def test_demo_refuses_a_used_folder_and_replaces_with_force(demo, tmp_path):
+    result = runner.invoke(app, ["demo", "--out", str(demo)])
+    assert result.exit_code != 0 and "--force" in result.stderr
+    other = tmp_path / "mine"
+    other.mkdir()
+    (other / "thesis.tex").write_text("precious")
+    result = runner.invoke(app, ["demo", "--out", str(other), "--force"])
+    assert result.exit_code != 0 and "not a physical demo" in result.stderr
+    assert (other / "thesis.tex").read_text() == "precious"
