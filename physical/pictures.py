@@ -20,12 +20,13 @@ from typing import Callable
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image
 
 from .errors import PhysicalError
 from .models import Classifier
+from .photo_io import PHOTO_SUFFIXES, PhotoError, read_photo
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".heic", ".heif"}
+IMAGE_SUFFIXES = PHOTO_SUFFIXES
 PREDICTED = "predicted"
 
 
@@ -50,18 +51,8 @@ def to_uint8(x: torch.Tensor) -> np.ndarray:
 
 
 def open_rgb(path: Path) -> Image.Image:
-    """Open any still image as 8-bit RGB, applying its EXIF orientation."""
-    if path.suffix.lower() in {".heic", ".heif"}:
-        from pillow_heif import register_heif_opener
-
-        register_heif_opener()
-    with Image.open(path) as im:
-        im = ImageOps.exif_transpose(im)
-        if im.mode in ("I;16", "I;16B", "I;16L", "I"):
-            # 16-bit grey: scale to 8 bits rather than let PIL clip at 255.
-            arr = np.asarray(im, dtype=np.float64)
-            im = Image.fromarray(np.clip(arr / 257.0, 0, 255).astype(np.uint8))
-        return im.convert("RGB")
+    """Open any still image as upright 8-bit RGB (the same reader as ingest's; raises PhotoError)."""
+    return Image.fromarray(read_photo(path)[1])
 
 
 def preprocess(im: Image.Image, model: Classifier) -> torch.Tensor:
@@ -206,8 +197,8 @@ def load_pictures(model: Classifier, images: Path | None = None, labels: str | N
                 raise _unknown_label(str(path), label_text, model)
         try:
             x = preprocess(open_rgb(path), model)
-        except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
-            warn(f"{path}: unreadable image ({type(exc).__name__}); skipped")
+        except PhotoError as exc:
+            warn(f"{path}: {exc}; skipped")
             continue
         rel = path.name if root is None else path.relative_to(root).as_posix()
         pictures.append(Picture(id=f"img{len(pictures):03d}", source=rel, label=label, image=x))
