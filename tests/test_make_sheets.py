@@ -116,7 +116,8 @@ def test_pdf_pages_have_four_qr_codes_and_exact_images(sheets, page_index):
     px = DPI / 25.4
     assert abs(img.shape[1] - page.size_mm[0] * px) < 2 and abs(img.shape[0] - page.size_mm[1] * px) < 2
 
-    ok, texts, points, _ = cv2.QRCodeDetector().detectAndDecodeMulti(img)
+    # QRCodeDetectorAruco: the classic detector misses a code on ~5% of random experiment ids.
+    ok, texts, points, _ = cv2.QRCodeDetectorAruco().detectAndDecodeMulti(img)
     assert ok
     found = {decode(t, experiment_id=m["experiment_id"], n_pages=len(pages)) for t in texts if t}
     assert {(f.page, f.corner) for f in found} == {(page.number, c) for c in ("TL", "TR", "BR", "BL")}
