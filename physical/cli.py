@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 import typer
 from rich.console import Console
@@ -44,6 +44,18 @@ def _progress() -> Progress:
                     TimeElapsedColumn(), console=err, transient=False, disable=not err.is_terminal)
 
 
+def _stage_progress(bar: Progress, names: dict[str, str] | None = None) -> Callable[[str, int, int], None]:
+    """A ``progress(stage, done, total)`` callback that shows one bar per stage."""
+    tasks: dict[str, int] = {}
+
+    def progress(stage: str, done: int, total: int) -> None:
+        if stage not in tasks:
+            tasks[stage] = bar.add_task((names or {}).get(stage, stage), total=total)
+        bar.update(tasks[stage], completed=done, total=total)
+
+    return progress
+
+
 @app.command("make-sheets")
 def make_sheets_cmd(
     model: str = typer.Option("demo", help="demo, torchvision:<name> (e.g. torchvision:inception_v3), "
@@ -72,13 +84,7 @@ def make_sheets_cmd(
     names = {"attack": "attacking", "pdf": "pdf pages"}
     try:
         with _progress() as bar:
-            tasks: dict[str, int] = {}
-
-            def progress(stage: str, done: int, total: int) -> None:
-                if stage not in tasks:
-                    tasks[stage] = bar.add_task(names.get(stage, stage), total=total)
-                bar.update(tasks[stage], completed=done, total=total)
-
+            progress = _stage_progress(bar, names)
             result = make_sheets(out_dir, model=model, weights=weights, images=images, labels=labels,
                                  count=count, seed=seed, methods=[m.strip() for m in methods.split(",") if m.strip()],
                                  eps=eps, paper=paper, image_size_mm=image_size_mm, batch_size=batch_size,
@@ -142,13 +148,7 @@ def ingest_cmd(
 
     try:
         with _progress() as bar:
-            tasks: dict[str, int] = {}
-
-            def progress(stage: str, done: int, total: int) -> None:
-                if stage not in tasks:
-                    tasks[stage] = bar.add_task(stage, total=total)
-                bar.update(tasks[stage], completed=done, total=total)
-
+            progress = _stage_progress(bar)
             result = ingest(photos, printouts=printouts, out=out_dir, strict=strict, progress=progress, warn=_warn)
     except PhysicalError as exc:
         _fail(str(exc))
@@ -195,13 +195,7 @@ def demo_cmd(
     names = {"attack": "attacking", "pdf": "pdf pages", "photos": "photos"}
     try:
         with _progress() as bar:
-            tasks: dict[str, int] = {}
-
-            def progress(stage: str, done: int, total: int) -> None:
-                if stage not in tasks:
-                    tasks[stage] = bar.add_task(names.get(stage, stage), total=total)
-                bar.update(tasks[stage], completed=done, total=total)
-
+            progress = _stage_progress(bar, names)
             r = run_demo(out_dir, seed=seed, difficulty=difficulty, per_page=per_page, force=force,
                          progress=progress, warn=_warn)
     except PhysicalError as exc:
