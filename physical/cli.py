@@ -181,6 +181,39 @@ def ingest_cmd(
     raise typer.Exit(r.exit_code)
 
 
+@app.command("report")
+def report_cmd(
+    captures: Path = typer.Option(Path("captures"), "--captures", help="Folder written by `physical ingest`."),
+    printouts: Path = typer.Option(Path("printouts"), "--printouts", help="Folder written by make-sheets."),
+    out_dir: Optional[Path] = typer.Option(None, "--out", help="Report folder (default: CAPTURES/report)."),
+    weights: Optional[Path] = typer.Option(None, help="Weights file of the experiment's model, if it needed one."),
+    model: list[str] = typer.Option([], "--model", help="Another model to evaluate the same crops on "
+                                                        "(black-box transfer): SPEC or SPEC=WEIGHTS_FILE; repeatable."),
+    batch_size: int = typer.Option(256, help="Images classified at once."),
+    device: Optional[str] = typer.Option(None, help="cpu or cuda (default: cuda when available)."),
+) -> None:
+    """Classify the crops and compute the paper's accuracy and destruction-rate tables."""
+    from .report import make_report, render_tables
+
+    try:
+        with _progress() as bar:
+            result = make_report(captures, printouts=printouts, out=out_dir, weights=weights, models=model,
+                                 batch_size=batch_size, device=device, progress=_stage_progress(bar))
+    except PhysicalError as exc:
+        _fail(str(exc))
+    m = result.manifest
+    out.print(f"experiment [bold]{m['experiment_id']}[/]: {result.n_crops} crops from {result.n_photos} photos; "
+              "each photo of a slot counts as one observation", soft_wrap=True)
+    if m["images"][0].get("label_from") == "predicted":
+        out.print("[yellow]labels are the model's own predictions on the clean images (--labels predicted), "
+                  "not ground truth: clean digital accuracy is 100% by construction[/]", soft_wrap=True)
+    for name in result.models:
+        for table in render_tables(result.figures, "photo", name):
+            out.print(table)
+    out.print(f"wrote {result.out / 'figures.csv'}, {result.out / 'figures.json'}, "
+              f"{result.out / 'predictions.csv'}", soft_wrap=True)
+
+
 @app.command("demo")
 def demo_cmd(
     out_dir: Path = typer.Option(Path("physical-demo"), "--out", help="Fresh folder for the whole run."),

@@ -198,7 +198,8 @@ def make_sheets(
             "tool": "physical",
             "tool_version": __version__,
             "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-            "model": clf.describe(),
+            # spec: what --model said, so later stages can load the same model again.
+            "model": {**clf.describe(), "spec": model if isinstance(model, str) else clf.model_id},
             "attack": {
                 "methods": methods, "eps": eps, "alpha": 1,
                 "steps": {str(e): eps_steps(e / 255) for e in eps},
