@@ -222,7 +222,7 @@ def demo_cmd(
     per_page: int = typer.Option(1, help="Simulated photos per page."),
     force: bool = typer.Option(False, "--force", help="Replace an earlier demo in --out."),
 ) -> None:
-    """Run the whole pipeline on the bundled demo: make-sheets, simulate-photos, ingest."""
+    """Run the whole pipeline on the bundled demo: make-sheets, simulate-photos, ingest, report."""
     from .demo import run_demo
 
     names = {"attack": "attacking", "pdf": "pdf pages", "photos": "photos"}
@@ -244,8 +244,12 @@ def demo_cmd(
               f"{ing.crops_total} crops (index.csv, crops/, overlays/)", soft_wrap=True)
     for o in ing.skipped:
         out.print(f"    skipped {o.photo}: {o.reason}", markup=False, soft_wrap=True)
-    out.print(f"look at {r.folder / 'printouts' / 'sheets.pdf'} and the overlays in "
-              f"{r.folder / 'captures' / 'overlays'}/", soft_wrap=True)
+    out.print("  captures/report/: figures.csv, figures.json, predictions.csv", soft_wrap=True)
+    from .report import render_tables
+
+    out.print(render_tables(r.report.figures, "photo")[-1])
+    out.print(f"look at {r.folder / 'printouts' / 'sheets.pdf'}, the overlays in "
+              f"{r.folder / 'captures' / 'overlays'}/ and {r.folder / 'captures' / 'report'}/", soft_wrap=True)
 
 
 def main() -> None:

@@ -1,8 +1,8 @@
 """``physical demo``: the whole pipeline on bundled data, no printer needed.
 
 make-sheets (demo model, bundled pictures) -> simulate-photos (virtual
-camera) -> ingest, each stage writing its usual folder inside one fresh
-demo folder::
+camera) -> ingest -> report, each stage writing its usual folder inside one
+fresh demo folder::
 
     physical-demo/printouts/  photos/  captures/
 """
@@ -24,16 +24,18 @@ class DemoResult:
     sheets: Any
     photos: list[Path]
     ingest: Any
+    report: Any
 
 
 def run_demo(folder: Path = Path("physical-demo"), *, seed: int = 0, difficulty: str = "normal",
              per_page: int = 1, force: bool = False, device: str | None = None,
              progress: Callable[[str, int, int], None] | None = None,
              warn: Callable[[str], None] | None = None) -> DemoResult:
-    """Run make-sheets, simulate-photos and ingest into ``folder`` (fresh, or replaced with ``force``)."""
+    """Run make-sheets, simulate-photos, ingest and report into ``folder`` (fresh, or replaced with ``force``)."""
     from .camera import simulate_photos
     from .ingest import ingest
     from .make_sheets import make_sheets
+    from .report import make_report
 
     folder = Path(folder)
     progress = progress or (lambda stage, done, total: None)
@@ -54,4 +56,5 @@ def run_demo(folder: Path = Path("physical-demo"), *, seed: int = 0, difficulty:
                              difficulty=difficulty, progress=lambda d, t: progress("photos", d, t))
     result = ingest(folder / "photos", printouts=folder / "printouts", out=folder / "captures",
                     progress=progress, warn=warn)
-    return DemoResult(folder=folder, sheets=sheets, photos=photos, ingest=result)
+    report = make_report(folder / "captures", printouts=folder / "printouts", device=device, progress=progress)
+    return DemoResult(folder=folder, sheets=sheets, photos=photos, ingest=result, report=report)

@@ -1,4 +1,4 @@
-"""The chain make-sheets -> simulate-photos -> ingest on the demo, via `physical demo`.
+"""The chain make-sheets -> simulate-photos -> ingest -> report on the demo, via `physical demo`.
 
 Acceptance of the capture stage: with the virtual camera at normal difficulty,
 every page is found, every crop carries the right image and variant, and the
@@ -28,7 +28,8 @@ def demo(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("demo") / "physical-demo"
     result = runner.invoke(app, ["demo", "--out", str(folder)])
     assert result.exit_code == 0, result.output
-    assert "captures/" in result.output
+    assert "captures/" in result.output and "Destruction rate" in result.output
+    assert (folder / "captures" / "report" / "figures.json").is_file()
     return folder
 
 
