@@ -189,6 +189,9 @@ def report_cmd(
     weights: Optional[Path] = typer.Option(None, help="Weights file of the experiment's model, if it needed one."),
     model: list[str] = typer.Option([], "--model", help="Another model to evaluate the same crops on "
                                                         "(black-box transfer): SPEC or SPEC=WEIGHTS_FILE; repeatable."),
+    artificial: bool = typer.Option(True, "--artificial/--no-artificial",
+                                    help="Also sweep the paper's artificial transformations (brightness, contrast, "
+                                         "blur, noise, JPEG) over the digital images."),
     batch_size: int = typer.Option(256, help="Images classified at once."),
     device: Optional[str] = typer.Option(None, help="cpu or cuda (default: cuda when available)."),
 ) -> None:
@@ -198,7 +201,8 @@ def report_cmd(
     try:
         with _progress() as bar:
             result = make_report(captures, printouts=printouts, out=out_dir, weights=weights, models=model,
-                                 batch_size=batch_size, device=device, progress=_stage_progress(bar))
+                                 artificial=artificial, batch_size=batch_size, device=device,
+                                 progress=_stage_progress(bar), warn=_warn)
     except PhysicalError as exc:
         _fail(str(exc))
     m = result.manifest
@@ -210,8 +214,9 @@ def report_cmd(
     for name in result.models:
         for table in render_tables(result.figures, "photo", name):
             out.print(table)
-    out.print(f"wrote {result.out / 'figures.csv'}, {result.out / 'figures.json'}, "
-              f"{result.out / 'predictions.csv'}", soft_wrap=True)
+    out.print(f"wrote {result.out / 'report.html'} (open it in a browser), figures.csv, figures.json, "
+              f"predictions.csv" + (", artificial.csv, plots/" if artificial else "") + f" in {result.out}/",
+              soft_wrap=True)
 
 
 @app.command("demo")

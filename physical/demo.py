@@ -56,5 +56,6 @@ def run_demo(folder: Path = Path("physical-demo"), *, seed: int = 0, difficulty:
                              difficulty=difficulty, progress=lambda d, t: progress("photos", d, t))
     result = ingest(folder / "photos", printouts=folder / "printouts", out=folder / "captures",
                     progress=progress, warn=warn)
-    report = make_report(folder / "captures", printouts=folder / "printouts", device=device, progress=progress)
+    report = make_report(folder / "captures", printouts=folder / "printouts", device=device, progress=progress,
+                         warn=warn)
     return DemoResult(folder=folder, sheets=sheets, photos=photos, ingest=result, report=report)

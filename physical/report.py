@@ -188,6 +188,42 @@ def figure_rows(model_id: str, source: str, records: Iterable[dict[str, Any]]) -
     return out
 
 
+ARTIFICIAL_COLUMNS = ("transform", "strength", "method", "eps", "metric", "k", "n", "value", "ci_low", "ci_high",
+                      "clean_k", "clean_n", "clean_accuracy")
+
+
+def _artificial_rows(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Sweep rows (Rates) -> flat CSV rows: one per (transform, strength, method, eps, metric)."""
+    out = []
+    for r in rows:
+        for metric in ("top1", "top5"):
+            clean: Rate = r[f"clean_{metric}"]
+            out.append({"transform": r["transform"], "strength": r["strength"], "method": r["method"],
+                        "eps": r["eps"], "metric": metric, **r[metric].as_dict(),
+                        "clean_k": clean.k, "clean_n": clean.n, "clean_accuracy": clean.value})
+    return out
+
+
+class _warnings_to:
+    """Route Python warnings raised inside the block to ``warn`` (the CLI's one-line warnings)."""
+
+    def __init__(self, warn: Callable[[str], None] | None) -> None:
+        import warnings
+
+        self.warn, self._ctx = warn, warnings.catch_warnings(record=True)
+
+    def __enter__(self) -> None:
+        import warnings
+
+        self._caught = self._ctx.__enter__()
+        warnings.simplefilter("always")
+
+    def __exit__(self, *exc: Any) -> None:
+        self._ctx.__exit__(*exc)
+        for w in self._caught:
+            (self.warn or print)(str(w.message))
+
+
 FIGURE_COLUMNS = ("model", "source", "case", "table", "method", "eps", "metric", "variant",
                   "k", "n", "value", "ci_low", "ci_high")
 PREDICTION_COLUMNS = ("model", "crop", "photo", "image_id", "variant", "method", "eps", "true_label",
@@ -236,9 +272,13 @@ def load_models(manifest: dict[str, Any], weights: Path | None = None, others: S
 
 def make_report(captures: Path = Path("captures"), *, printouts: Path = Path("printouts"),
                 out: Path | None = None, weights: Path | None = None, models: Sequence[str] = (),
-                batch_size: int = 256, device: str | None = None,
-                progress: Progress | None = None) -> ReportResult:
-    """Classify every crop and write the figures to ``out`` (default ``captures/report``)."""
+                artificial: bool = True, batch_size: int = 256, device: str | None = None,
+                progress: Progress | None = None, warn: Callable[[str], None] | None = None) -> ReportResult:
+    """Classify every crop and write the figures, plots and report.html to ``out`` (default ``captures/report``).
+
+    ``artificial``: also sweep the paper's artificial transformations
+    (:mod:`physical.transforms`) over the digital images with the experiment's model.
+    """
     progress = progress or (lambda stage, done, total: None)
     manifest = read_manifest(printouts)
     rows = read_captures(captures, manifest)
@@ -284,6 +324,18 @@ def make_report(captures: Path = Path("captures"), *, printouts: Path = Path("pr
     write_atomic(out / "figures.json",
                  (json.dumps({**meta, "figures": figures}, indent=1) + "\n").encode("utf-8"))
     write_atomic(out / "predictions.csv", _csv_bytes(predictions, PREDICTION_COLUMNS))
+    plots: list[Path] = []
+    if artificial:
+        from .transforms import plot_sweeps, sweep
+
+        with _warnings_to(warn):
+            sweep_rows = sweep(classifiers[0], printouts, batch_size=batch_size, progress=progress)
+        write_atomic(out / "artificial.csv", _csv_bytes(_artificial_rows(sweep_rows), ARTIFICIAL_COLUMNS))
+        plots = plot_sweeps(sweep_rows, out / "plots")
+    from .report_html import notes_from_meta, write_html
+
+    write_html(out / "report.html", manifest=manifest, figures=figures, predictions=predictions,
+               captures=Path(captures), printouts=Path(printouts), plots=plots, notes=notes_from_meta(meta))
     return ReportResult(out=out, manifest=manifest, figures=figures, n_crops=len(rows), n_photos=n_photos,
                         models=[m.model_id for m in classifiers])
 
