@@ -189,6 +189,12 @@ def report_cmd(
     weights: Optional[Path] = typer.Option(None, help="Weights file of the experiment's model, if it needed one."),
     model: list[str] = typer.Option([], "--model", help="Another model to evaluate the same crops on "
                                                         "(black-box transfer): SPEC or SPEC=WEIGHTS_FILE; repeatable."),
+    simulated: str = typer.Option("typical", help="Kornia print-and-photo channel preset whose figures are shown "
+                                                  "beside the photos': mild, typical, harsh, or none."),
+    simulated_only: bool = typer.Option(False, "--simulated-only",
+                                        help="No photos needed: only the simulated (and artificial) figures, "
+                                             "e.g. before printing. Default --out: PRINTOUTS/report."),
+    seed: int = typer.Option(0, help="Seed of the simulated channel."),
     artificial: bool = typer.Option(True, "--artificial/--no-artificial",
                                     help="Also sweep the paper's artificial transformations (brightness, contrast, "
                                          "blur, noise, JPEG) over the digital images."),
@@ -201,19 +207,26 @@ def report_cmd(
     try:
         with _progress() as bar:
             result = make_report(captures, printouts=printouts, out=out_dir, weights=weights, models=model,
+                                 simulated=None if simulated == "none" else simulated,
+                                 simulated_only=simulated_only, seed=seed,
                                  artificial=artificial, batch_size=batch_size, device=device,
                                  progress=_stage_progress(bar), warn=_warn)
     except PhysicalError as exc:
         _fail(str(exc))
     m = result.manifest
-    out.print(f"experiment [bold]{m['experiment_id']}[/]: {result.n_crops} crops from {result.n_photos} photos; "
-              "each photo of a slot counts as one observation", soft_wrap=True)
+    if result.n_crops:
+        out.print(f"experiment [bold]{m['experiment_id']}[/]: {result.n_crops} crops from {result.n_photos} photos; "
+                  "each photo of a slot counts as one observation", soft_wrap=True)
+    else:
+        out.print(f"experiment [bold]{m['experiment_id']}[/]: simulated figures only (no photos)", soft_wrap=True)
     if m["images"][0].get("label_from") == "predicted":
         out.print("[yellow]labels are the model's own predictions on the clean images (--labels predicted), "
                   "not ground truth: clean digital accuracy is 100% by construction[/]", soft_wrap=True)
+    sources = list(dict.fromkeys(f["source"] for f in result.figures))
     for name in result.models:
-        for table in render_tables(result.figures, "photo", name):
-            out.print(table)
+        for source in sources:
+            for table in render_tables(result.figures, source, name):
+                out.print(table)
     out.print(f"wrote {result.out / 'report.html'} (open it in a browser), figures.csv, figures.json, "
               f"predictions.csv" + (", artificial.csv, plots/" if artificial else "") + f" in {result.out}/",
               soft_wrap=True)

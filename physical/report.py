@@ -162,12 +162,23 @@ def check_classes(model: Classifier, manifest: dict[str, Any]) -> None:
                             "same classes")
 
 
-def digital_predictions(model: Classifier, manifest: dict[str, Any], printouts: Path,
-                        batch_size: int = 256) -> dict[tuple[str, str], Top5]:
-    """The model's top-5 on every digital PNG of the experiment."""
+def digital_images(model: Classifier, manifest: dict[str, Any],
+                   printouts: Path) -> tuple[list[tuple[str, str]], torch.Tensor]:
+    """Every digital PNG of the experiment: keys (image id, variant) and (N, 3, H, W) in [0, 1]."""
     keys = [(rec["id"], v["name"]) for rec in manifest["images"] for v in rec["variants"]]
     files = [Path(printouts) / v["file"] for rec in manifest["images"] for v in rec["variants"]]
-    return dict(zip(keys, predict(model, load_images(files, model), batch_size)))
+    return keys, load_images(files, model)
+
+
+def simulated_observations(model: Classifier, keys: Sequence[tuple[str, str]], x: torch.Tensor,
+                           preset: str, seed: int = 0, batch_size: int = 256) -> list[Observation]:
+    """Each digital image once through the Kornia print-and-photo channel (:mod:`physical.channel`)."""
+    from .channel import simulate
+
+    with torch.no_grad():
+        y = torch.cat([simulate(x[i:i + batch_size].to(model.device), preset, seed + i)
+                       for i in range(0, len(x), batch_size)])
+    return [Observation(i, v, p) for (i, v), p in zip(keys, predict(model, y, batch_size))]
 
 
 def photo_observations(model: Classifier, captures: Path, rows: Sequence[dict[str, str]],
@@ -272,17 +283,29 @@ def load_models(manifest: dict[str, Any], weights: Path | None = None, others: S
 
 def make_report(captures: Path = Path("captures"), *, printouts: Path = Path("printouts"),
                 out: Path | None = None, weights: Path | None = None, models: Sequence[str] = (),
+                simulated: str | None = "typical", simulated_only: bool = False, seed: int = 0,
                 artificial: bool = True, batch_size: int = 256, device: str | None = None,
                 progress: Progress | None = None, warn: Callable[[str], None] | None = None) -> ReportResult:
     """Classify every crop and write the figures, plots and report.html to ``out`` (default ``captures/report``).
 
-    ``artificial``: also sweep the paper's artificial transformations
-    (:mod:`physical.transforms`) over the digital images with the experiment's model.
+    ``simulated``: a preset of the Kornia print-and-photo channel (:mod:`physical.channel`)
+    whose figures are computed beside the photos' (None: none); with ``simulated_only``
+    no photos are needed (figures before anything is printed; default ``out`` is then
+    ``printouts/report``). ``artificial``: also sweep the paper's artificial
+    transformations (:mod:`physical.transforms`) with the experiment's model.
     """
     progress = progress or (lambda stage, done, total: None)
     manifest = read_manifest(printouts)
-    rows = read_captures(captures, manifest)
-    out = Path(out) if out is not None else Path(captures) / REPORT_DIR
+    if simulated_only and simulated is None:
+        raise PhysicalError("--simulated-only needs a channel preset (--simulated mild|typical|harsh)")
+    if simulated is not None:
+        from .channel import PRESETS
+
+        if simulated not in PRESETS:
+            raise PhysicalError(f"--simulated {simulated}: choose one of {', '.join(PRESETS)}")
+    rows = [] if simulated_only else read_captures(captures, manifest)
+    default_out = (Path(printouts) if simulated_only else Path(captures)) / REPORT_DIR
+    out = Path(out) if out is not None else default_out
     classifiers = load_models(manifest, weights, models, device)
 
     figures: list[dict[str, Any]] = []
@@ -291,9 +314,14 @@ def make_report(captures: Path = Path("captures"), *, printouts: Path = Path("pr
     methods = {v["name"]: (v["method"], v["eps"]) for rec in manifest["images"] for v in rec["variants"]}
     for i, model in enumerate(classifiers):
         progress("classify", i, len(classifiers))
-        digital = digital_predictions(model, manifest, printouts, batch_size)
-        obs = photo_observations(model, captures, rows, batch_size)
-        figures += figure_rows(model.model_id, "photo", tables(manifest, digital, obs))
+        keys, x_digital = digital_images(model, manifest, printouts)
+        digital = dict(zip(keys, predict(model, x_digital, batch_size)))
+        obs = photo_observations(model, captures, rows, batch_size) if rows else []
+        if rows:
+            figures += figure_rows(model.model_id, "photo", tables(manifest, digital, obs))
+        if simulated is not None:
+            sim = simulated_observations(model, keys, x_digital, simulated, seed, batch_size)
+            figures += figure_rows(model.model_id, f"simulated:{simulated}", tables(manifest, digital, sim))
         for r, o in zip(rows, obs):
             rec = labels[o.image_id]
             d = digital[(o.image_id, o.variant)]
@@ -315,6 +343,7 @@ def make_report(captures: Path = Path("captures"), *, printouts: Path = Path("pr
         "n_crops": len(rows), "n_photos": n_photos, "n_slots_photographed": len(slots),
         "counting": "each photo of a slot is one observation" + (
             f" ({len(rows) - len(slots)} crops are repeat photos of a slot)" if len(rows) > len(slots) else ""),
+        "simulated": None if simulated is None else {"preset": simulated, "seed": seed, "module": "physical.channel"},
         "prefilter": f"clean top-1 right, adversarial wrong in top-1 and top-5, top prediction confidence >= "
                      f"{PREFILTER_CONFIDENCE} for both",
         "interval": "Wilson score, 95%",

@@ -146,3 +146,23 @@ def test_report_errors(small_demo, tmp_path):
     line = _one_line_error(runner.invoke(app, ["report", "--captures", str(d / "captures"), "--printouts",
                                                str(d / "printouts"), "--model", f"torchvision:resnet18={w}"]))
     assert "do not match" in line
+
+
+def test_simulated_figures_beside_photos_and_before_printing(small_demo, tmp_path):
+    from physical.report import make_report
+    d = small_demo
+    both = make_report(d / "captures", printouts=d / "printouts", out=tmp_path / "both", artificial=False)
+    sources = {f["source"] for f in both.figures}
+    assert sources == {"photo", "simulated:typical"}
+    # Simulated figures are over every picture once: n of the digital clean accuracy = all 4 pictures.
+    row = lookup(both.figures, source="simulated:typical", case="average", table="accuracy",
+                 variant="transformed_clean", metric="top1", method="fast")
+    assert row[0]["n"] == 4
+    only = make_report(tmp_path / "no-captures", printouts=d / "printouts", simulated="harsh",
+                       simulated_only=True, artificial=False)
+    assert only.out == d / "printouts" / "report"
+    assert {f["source"] for f in only.figures} == {"simulated:harsh"} and only.n_crops == 0
+    assert (only.out / "report.html").is_file()
+    line = _one_line_error(runner.invoke(app, ["report", "--printouts", str(d / "printouts"), "--simulated-only",
+                                               "--simulated", "extreme", "--no-artificial"]))
+    assert "mild, typical, harsh" in line

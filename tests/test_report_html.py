@@ -25,7 +25,7 @@ def small(tmp_path_factory):
     make_sheets(folder / "printouts", count=4, eps=[8], methods=["fast", "ll"])
     simulate_photos(folder / "printouts", folder / "photos", seed=3)
     ingest(folder / "photos", printouts=folder / "printouts", out=folder / "captures")
-    make_report(folder / "captures", printouts=folder / "printouts", device="cpu")
+    make_report(folder / "captures", printouts=folder / "printouts", device="cpu", simulated=None)
     rep = folder / "captures" / "report"
     meta = json.loads((rep / "figures.json").read_text(encoding="utf-8"))
     with open(rep / "predictions.csv", newline="", encoding="utf-8") as f:

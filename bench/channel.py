@@ -1,0 +1,221 @@
+#!/usr/bin/env python
+"""Benchmark: the simulated print-and-photo channel against an albumentations loop.
+
+    python bench/channel.py                  # CPU (and the GPU when there is one)
+    python bench/channel.py --kornia-jpeg    # also Kornia's JPEG on the CPU (slow: seconds a batch)
+
+Images per second through `physical.channel.simulate` (preset `typical`,
+parameters drawn per call) for a batch of --batch images at 32x32 and
+299x299: without gradient, and with ``differentiable=True`` (forward +
+backward of the output's sum w.r.t. the input). Next to it, an
+albumentations 2 `Compose` of comparable work applied image by image to
+uint8 HWC numpy arrays (what it takes): ColorJitter (brightness, contrast,
+saturation), GaussianBlur, GaussNoise, Perspective, ImageCompression. The
+inputs are the bundled demo pictures, resized to the size (smooth, like
+photographs; JPEG is faster on smooth images than on noise).
+
+Each timing is the best of --repeats runs, the channel and albumentations
+taking turns, so that other load on the machine hits both alike. With a
+CUDA device the channel is also timed there (batch --batch and 8x that,
+synchronised), with Kornia's JPEG too: ``jpeg_grad="kornia"`` and the
+approximate ``jpeg="kornia"`` (torchvision's nvJPEG encoder works one image
+at a time). Last, the time of each step of the channel at the largest size.
+"""
+from __future__ import annotations
+
+import argparse
+import platform
+import sys
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from physical import channel
+from physical.models import load_model
+from physical.pictures import load_pictures
+
+
+def sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def best_of(fns: dict[str, Callable[[], None]], repeats: int, device: str) -> dict[str, float]:
+    """Best wall time of each function, the functions taking turns."""
+    for fn in fns.values():   # warm-up: allocator, oneDNN kernels, CUDA context, codec
+        fn()
+    sync(device)
+    best = {k: float("inf") for k in fns}
+    for _ in range(repeats):
+        for k, fn in fns.items():
+            sync(device)
+            t0 = time.perf_counter()
+            fn()
+            sync(device)
+            best[k] = min(best[k], time.perf_counter() - t0)
+    return best
+
+
+def pictures(n: int, size: int) -> torch.Tensor:
+    """n bundled pictures (repeated), bilinearly resized to size x size, on the 8-bit grid."""
+    pics, _ = load_pictures(load_model("demo", device="cpu"))
+    x = torch.stack([p.image for p in pics])
+    x = x.repeat(-(-n // len(x)), 1, 1, 1)[:n]
+    if size != x.shape[-1]:
+        x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+    return torch.round(x.clamp(0, 1) * 255) / 255
+
+
+def albumentations_loop(x: torch.Tensor) -> Callable[[], None]:
+    import albumentations as A
+
+    images = [np.ascontiguousarray((im.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)) for im in x]
+    tf = A.Compose([
+        A.ColorJitter(brightness=(0.85, 1.05), contrast=(0.8, 1.0), saturation=(0.78, 0.93), hue=0.0, p=1),
+        A.GaussianBlur(sigma_limit=(0.5, 1.6), p=1),
+        A.GaussNoise(std_range=(0.004, 0.012), p=1),
+        A.Perspective(scale=(0.005, 0.015), p=1),
+        A.ImageCompression(quality_range=(75, 95), p=1),
+    ], seed=0)
+
+    def run() -> None:
+        for im in images:
+            tf(image=im)
+    return run
+
+
+def channel_fns(x: torch.Tensor, kornia_jpeg: bool) -> dict[str, Callable[[], None]]:
+    seed = iter(range(10**9))
+
+    def plain() -> None:
+        channel.simulate(x, "typical", next(seed))
+
+    def grad(jpeg_grad: str = "identity") -> None:
+        xr = x.detach().requires_grad_(True)
+        p = channel.sample_params(len(x), "typical", next(seed), device=x.device)
+        channel.apply_channel(xr, p, differentiable=True, jpeg_grad=jpeg_grad).sum().backward()
+
+    def approx() -> None:
+        channel.simulate(x, "typical", next(seed), jpeg="kornia")
+
+    fns = {"channel": plain, "channel, differentiable (fwd+bwd)": grad}
+    if kornia_jpeg:
+        fns["channel, differentiable, jpeg_grad=kornia (fwd+bwd)"] = lambda: grad("kornia")
+        fns["channel, jpeg=kornia (approximate JPEG)"] = approx
+    return fns
+
+
+class StepClock:
+    """Adds up the wall time of named steps: ``with clock("warp"): ...``."""
+
+    def __init__(self, device: str) -> None:
+        self.device, self.total, self.name, self.t0 = device, {}, "", 0.0
+
+    def __call__(self, name: str) -> StepClock:
+        self.name = name
+        return self
+
+    def __enter__(self) -> None:
+        sync(self.device)
+        self.t0 = time.perf_counter()
+
+    def __exit__(self, *exc) -> None:
+        sync(self.device)
+        self.total[self.name] = self.total.get(self.name, 0.0) + time.perf_counter() - self.t0
+
+
+def step_times(x: torch.Tensor, repeats: int) -> dict[str, float]:
+    """Seconds of each step of apply_channel's no-gradient path (codec JPEG), summed over
+    its chunks as apply_channel runs them; best of ``repeats`` for each step."""
+    p = channel.sample_params(len(x), "typical", 0, device=x.device)
+    b, _, h, w = x.shape
+    best: dict[str, float] = {}
+    for i in range(repeats + 1):
+        clock = StepClock(x.device.type)
+        with torch.no_grad():
+            sigma = channel.blur_sigma(p, w)
+            r = channel.blur_radius(sigma)
+            with clock("set-up (homographies, kernels)"):
+                back = channel.sampling_matrices(p, h, w, r, x.dtype)
+                kernels = channel.blur_kernels(sigma, r)
+            with clock("noise field (the batch's random numbers)"):
+                noise = channel.noise_field(p, x.shape, x.device, x.dtype)
+            step = channel.chunk_size(x, r)
+            u = torch.empty(x.shape, dtype=torch.uint8, device=x.device)
+            for s in range(0, b, step):
+                part = slice(s, s + step)
+                q = {k: v[part] for k, v in p.items() if v.dim()}
+                with clock("warp"):
+                    y = channel.warp(x[part], q, r, back[part])
+                with clock("print and light"):
+                    y = channel.print_and_light(y, q, channel.light_field(q, h, w, r), True)
+                with clock("blur"):
+                    y = channel.blur(y, kernels[part])
+                with clock("noise"):
+                    y = channel.add_noise(y, q, noise[part], True)
+                with clock("clamp, round to 8 bits"):
+                    u[part] = y.clamp_(0, 1).mul_(255).round_()
+            with clock("JPEG encode + decode (torchvision)"):
+                decoded = channel.jpeg_codec(u, p["jpeg_quality"].tolist())
+            with clock("output (new tensor, / 255)"):
+                torch.empty_like(x).copy_(decoded).div_(255)
+        if i:   # the first round warms up
+            best = {k: min(best.get(k, float("inf")), v) for k, v in clock.total.items()}
+    best["sum"] = sum(best.values())
+    return best
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--sizes", type=int, nargs="+", default=[32, 299])
+    ap.add_argument("--kornia-jpeg", action="store_true", help="also time jpeg_grad='kornia' and jpeg='kornia' on the CPU (seconds a batch at 299)")
+    ap.add_argument("--no-gpu", action="store_true")
+    args = ap.parse_args()
+    warnings.filterwarnings("ignore")
+    torch.manual_seed(0)
+
+    cpu = platform.processor() or platform.machine()
+    print(f"batch {args.batch}, preset typical, torch {torch.__version__}, {torch.get_num_threads()} CPU threads "
+          f"({cpu}), best of {args.repeats}\n")
+    print("| device | size | what | images/s | ms/batch |")
+    print("|---|---|---|---|---|")
+    for size in args.sizes:
+        x = pictures(args.batch, size)
+        fns = channel_fns(x, args.kornia_jpeg and size == max(args.sizes))
+        fns["albumentations loop (uint8 HWC, 1 image at a time)"] = albumentations_loop(x)
+        slow = {k: fns.pop(k) for k in list(fns) if "kornia" in k}
+        times = best_of(fns, args.repeats, "cpu")
+        times.update(best_of(slow, 1, "cpu") if slow else {})
+        for k, t in times.items():
+            print(f"| cpu | {size} | {k} | {args.batch / t:,.0f} | {1000 * t:.1f} |")
+    if torch.cuda.is_available() and not args.no_gpu:
+        for size in args.sizes:
+            for batch in (args.batch, 8 * args.batch):
+                x = pictures(batch, size).cuda()
+                times = best_of(channel_fns(x, True), args.repeats, "cuda")
+                for k, t in times.items():
+                    print(f"| {torch.cuda.get_device_name()} (batch {batch}) | {size} | {k} | "
+                          f"{batch / t:,.0f} | {1000 * t:.1f} |")
+
+    size = max(args.sizes)
+    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() and not args.no_gpu else [])
+    for dev in devices:
+        times = step_times(pictures(args.batch, size).to(dev), args.repeats)
+        print(f"\nSteps of the channel, {dev}, {args.batch} x 3x{size}x{size}, no gradient "
+              f"(best of {args.repeats} each, summed over the chunks):\n")
+        print("| step | ms/batch |")
+        print("|---|---|")
+        for k, t in times.items():
+            print(f"| {k} | {1000 * t:.1f} |")
+
+
+if __name__ == "__main__":
+    main()
