@@ -262,7 +262,8 @@ def demo_cmd(
               f"{ing.crops_total} crops (index.csv, crops/, overlays/)", soft_wrap=True)
     for o in ing.skipped:
         out.print(f"    skipped {o.photo}: {o.reason}", markup=False, soft_wrap=True)
-    out.print("  captures/report/: figures.csv, figures.json, predictions.csv", soft_wrap=True)
+    out.print("  captures/report/: report.html, figures.csv/json, predictions.csv, artificial.csv, plots/",
+              soft_wrap=True)
     from .report import render_tables
 
     out.print(render_tables(r.report.figures, "photo")[-1])
