@@ -24,7 +24,14 @@ import torch.nn.functional as F
 from torch import nn
 
 METHODS = ("fast", "bim", "ll")
+# The paper's order and names, for every table, plot and label.
 METHOD_TITLES = {"fast": "fast (FGSM)", "bim": "basic iterative", "ll": "iterative least-likely"}
+METHOD_SHORT = {"fast": "fast", "bim": "basic iter.", "ll": "least-likely"}
+
+
+def method_rank(method: str) -> int:
+    """Position in the paper's order (fast, basic iterative, least-likely); unknown names last."""
+    return METHODS.index(method) if method in METHODS else len(METHODS)
 
 
 def eps_steps(eps: float) -> int:

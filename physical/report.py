@@ -28,6 +28,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 import torch
 
+from .attacks import METHOD_SHORT, method_rank
 from .errors import PhysicalError
 from .manifest import read_manifest, write_atomic
 from .metrics import Rate, accuracy, correct_at, destruction_rate
@@ -58,7 +59,6 @@ class Observation:
     image_id: str
     variant: str
     top5: Top5
-    source: str = ""  # the crop path, for photos
 
 
 @torch.no_grad()
@@ -185,7 +185,7 @@ def photo_observations(model: Classifier, captures: Path, rows: Sequence[dict[st
                        batch_size: int = 256) -> list[Observation]:
     files = [Path(captures) / r["crop"] for r in rows]
     preds = predict(model, load_images(files, model), batch_size)
-    return [Observation(r["image_id"], r["variant"], p, r["crop"]) for r, p in zip(rows, preds)]
+    return [Observation(r["image_id"], r["variant"], p) for r, p in zip(rows, preds)]
 
 
 def figure_rows(model_id: str, source: str, records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -382,13 +382,13 @@ def cells_in_order(figures: Sequence[dict[str, Any]]) -> list[tuple[str, int]]:
     seen: dict[tuple[str, int], None] = {}
     for f in figures:
         seen.setdefault((f["method"], f["eps"]), None)
-    # The paper lists eps from large to small within a method.
-    order = {"fast": 0, "bim": 1, "ll": 2}
-    return sorted(seen, key=lambda c: (order.get(c[0], 9), -c[1]))
+    # The paper's method order; eps from large to small within a method.
+    return sorted(seen, key=lambda c: (method_rank(c[0]), -c[1]))
 
 
 
-METHOD_NAMES = {"fast": "fast", "bim": "basic iter.", "ll": "least-likely"}
+
+METHOD_NAMES = METHOD_SHORT
 
 
 def _pct(rate: Rate) -> str:

@@ -20,6 +20,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from .attacks import method_rank
 from .manifest import write_atomic
 from .metrics import Rate
 
@@ -204,7 +205,6 @@ def _top(indices: str, probs: str) -> list[tuple[int, float]]:
     return list(zip(idx, pr))
 
 
-METHOD_ORDER = {"fast": 0, "bim": 1, "ll": 2}  # the paper's order, as in report.cells_in_order
 
 
 def choose_examples(predictions: Sequence[dict[str, Any]], model: str, limit: int = GALLERY_SIZE,
@@ -244,7 +244,7 @@ def choose_examples(predictions: Sequence[dict[str, Any]], model: str, limit: in
     def by(col: str | None):  # the most convincing first: a confident attack undone, a confident mistake
         def key(p: dict[str, Any]) -> tuple:
             conf = -float(str(p[col]).split()[0]) if col else 0.0
-            return conf, METHOD_ORDER.get(p["method"], 9), -int(p["eps"]), p["crop"]
+            return conf, method_rank(p["method"]), -int(p["eps"]), p["crop"]
         return key
 
     kinds["destroyed"].sort(key=by("digital_top5_probs"))
@@ -267,7 +267,7 @@ def _pick(cands: Sequence[dict[str, Any]], n: int, taken: set[str]) -> list[dict
     by_method: dict[str, list[dict[str, Any]]] = {}
     for p in cands:
         by_method.setdefault(p["method"], []).append(p)
-    queues = [by_method[m] for m in sorted(by_method, key=lambda m: (METHOD_ORDER.get(m, 9), m))]
+    queues = [by_method[m] for m in sorted(by_method, key=lambda m: (method_rank(m), m))]
     robin = [q[i] for i in range(max(map(len, queues), default=0)) for q in queues if i < len(q)]
     out: list[dict[str, Any]] = []
     taken = set(taken)

@@ -67,6 +67,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from .attacks import METHOD_TITLES
 from .errors import PhysicalError
 from .manifest import read_manifest
 from .metrics import Rate, accuracy, destruction_rate
@@ -302,8 +303,8 @@ def sweep(model: Any, printouts: Path, *, transforms: Iterable[str] | None = Non
 # ---------------------------------------------------------------------------
 # Plots
 
-METHOD_STYLE = {"fast": ("#1f77b4", "o", "fast"), "bim": ("#d62728", "s", "basic iterative"),
-                "ll": ("#2ca02c", "^", "iterative least-likely")}
+METHOD_STYLE = {m: (colour, marker, METHOD_TITLES[m].removesuffix(" (FGSM)"))
+                for m, colour, marker in (("fast", "#1f77b4", "o"), ("bim", "#d62728", "s"), ("ll", "#2ca02c", "^"))}
 
 
 def _series(rows: Sequence[dict[str, Any]], key: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
