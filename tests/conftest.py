@@ -31,6 +31,18 @@ def shared_dir() -> Path:
     return SHARED
 
 
+def build_small_experiment(folder: Path) -> Path:
+    """A small real experiment in ``folder``: 4 pictures, fast and ll at eps 8, one simulated photo, ingested."""
+    from physical.camera import simulate_photos
+    from physical.ingest import ingest
+    from physical.make_sheets import make_sheets
+
+    make_sheets(folder / "printouts", count=4, eps=[8], methods=["fast", "ll"])
+    simulate_photos(folder / "printouts", folder / "photos", seed=3)
+    ingest(folder / "photos", printouts=folder / "printouts", out=folder / "captures")
+    return folder
+
+
 @pytest.fixture(autouse=True)
 def _offline_hub(tmp_path_factory, monkeypatch):
     # Point the torch hub cache at an empty folder so no test depends on (or

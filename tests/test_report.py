@@ -7,6 +7,7 @@ import shutil
 import pytest
 from typer.testing import CliRunner
 
+from conftest import build_small_experiment
 from physical.cli import app
 from physical.metrics import Rate
 from physical.report import Observation, Top5, lookup, prefiltered, rate_of, tables, figure_rows
@@ -76,14 +77,7 @@ def test_prefilter_confidence_threshold():
 
 @pytest.fixture(scope="module")
 def small_demo(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("rep") / "d"
-    from physical.camera import simulate_photos
-    from physical.ingest import ingest
-    from physical.make_sheets import make_sheets
-    make_sheets(folder / "printouts", count=4, eps=[8], methods=["fast", "ll"])
-    simulate_photos(folder / "printouts", folder / "photos", seed=3)
-    ingest(folder / "photos", printouts=folder / "printouts", out=folder / "captures")
-    return folder
+    return build_small_experiment(tmp_path_factory.mktemp("rep") / "d")
 
 
 def test_report_writes_figures_that_predictions_csv_reproduces(small_demo):

@@ -9,6 +9,7 @@ import re
 import pytest
 from PIL import Image
 
+from conftest import build_small_experiment
 from physical.metrics import Rate
 from physical.report_html import choose_examples, notes_from_meta, render_html, write_html
 
@@ -16,15 +17,9 @@ from physical.report_html import choose_examples, notes_from_meta, render_html, 
 @pytest.fixture(scope="module")
 def small(tmp_path_factory):
     """A small real experiment: 4 pictures, fast and ll at eps 8, one simulated photo per page, reported."""
-    from physical.camera import simulate_photos
-    from physical.ingest import ingest
-    from physical.make_sheets import make_sheets
     from physical.report import make_report
 
-    folder = tmp_path_factory.mktemp("html") / "d"
-    make_sheets(folder / "printouts", count=4, eps=[8], methods=["fast", "ll"])
-    simulate_photos(folder / "printouts", folder / "photos", seed=3)
-    ingest(folder / "photos", printouts=folder / "printouts", out=folder / "captures")
+    folder = build_small_experiment(tmp_path_factory.mktemp("html") / "d")
     make_report(folder / "captures", printouts=folder / "printouts", device="cpu", simulated=None)
     rep = folder / "captures" / "report"
     meta = json.loads((rep / "figures.json").read_text(encoding="utf-8"))
