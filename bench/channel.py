@@ -7,12 +7,15 @@
 Images per second through `physical.channel.simulate` (preset `typical`,
 parameters drawn per call) for a batch of --batch images at 32x32 and
 299x299: without gradient, and with ``differentiable=True`` (forward +
-backward of the output's sum w.r.t. the input). Next to it, an
-albumentations 2 `Compose` of comparable work applied image by image to
-uint8 HWC numpy arrays (what it takes): ColorJitter (brightness, contrast,
-saturation), GaussianBlur, GaussNoise, Perspective, ImageCompression. The
-inputs are the bundled demo pictures, resized to the size (smooth, like
-photographs; JPEG is faster on smooth images than on noise).
+backward of the output's sum w.r.t. the input). Next to it, two
+albumentations 2 `Compose` pipelines applied image by image to uint8 HWC
+numpy arrays (what albumentations takes): the plain one does ColorJitter
+(brightness, contrast, saturation), GaussianBlur, GaussNoise, Perspective and
+ImageCompression; the matched one adds the channel's other steps (tone curve,
+ink cast and white balance, paper white and ink black, light gradient; see
+`albumentations_loop`). The inputs are the bundled demo pictures, resized to
+the size (smooth, like photographs; JPEG is faster on smooth images than on
+noise).
 
 Each timing is the best of --repeats runs, the channel and albumentations
 taking turns, so that other load on the machine hits both alike. With a
@@ -72,17 +75,33 @@ def pictures(n: int, size: int) -> torch.Tensor:
     return torch.round(x.clamp(0, 1) * 255) / 255
 
 
-def albumentations_loop(x: torch.Tensor) -> Callable[[], None]:
+def albumentations_loop(x: torch.Tensor, matched: bool = False) -> Callable[[], None]:
+    """An albumentations 2 pipeline applied image by image to uint8 HWC arrays.
+
+    The plain loop does five transforms (colour jitter, blur, noise,
+    perspective, JPEG). ``matched=True`` adds the channel's other steps, each
+    with albumentations' nearest transform: a gamma tone curve (RandomGamma),
+    the ink cast and white balance (RGBShift), the paper's white and the ink's
+    black (RandomToneCurve) and the gradient of light (Illumination, linear).
+    """
     import albumentations as A
 
     images = [np.ascontiguousarray((im.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)) for im in x]
-    tf = A.Compose([
+    steps = [
         A.ColorJitter(brightness=(0.85, 1.05), contrast=(0.8, 1.0), saturation=(0.78, 0.93), hue=0.0, p=1),
         A.GaussianBlur(sigma_limit=(0.5, 1.6), p=1),
         A.GaussNoise(std_range=(0.004, 0.012), p=1),
         A.Perspective(scale=(0.005, 0.015), p=1),
         A.ImageCompression(quality_range=(75, 95), p=1),
-    ], seed=0)
+    ]
+    if matched:
+        steps[1:1] = [
+            A.RandomGamma(gamma_limit=(95, 120), p=1),
+            A.RGBShift(r_shift_limit=(-15, 15), g_shift_limit=(-8, 8), b_shift_limit=(-15, 15), p=1),
+            A.RandomToneCurve(scale=0.05, p=1),
+            A.Illumination(mode="linear", intensity_range=(0.01, 0.06), p=1),
+        ]
+    tf = A.Compose(steps, seed=0)
 
     def run() -> None:
         for im in images:
@@ -144,27 +163,30 @@ def step_times(x: torch.Tensor, repeats: int) -> dict[str, float]:
             with clock("set-up (homographies, kernels)"):
                 back = channel.sampling_matrices(p, h, w, r, x.dtype)
                 kernels = channel.blur_kernels(sigma, r)
-            with clock("noise field (the batch's random numbers)"):
-                noise = channel.noise_field(p, x.shape, x.device, x.dtype)
             step = channel.chunk_size(x, r)
-            u = torch.empty(x.shape, dtype=torch.uint8, device=x.device)
+            noise = torch.empty((min(step, b), 1, h, w), device=x.device)
+            u = torch.empty((min(step, b), 3, h, w), dtype=torch.uint8, device=x.device)
+            out = torch.empty_like(x)
             for s in range(0, b, step):
                 part = slice(s, s + step)
                 q = {k: v[part] for k, v in p.items() if v.dim()}
+                n = len(q["zoom"])
                 with clock("warp"):
                     y = channel.warp(x[part], q, r, back[part])
                 with clock("print and light"):
                     y = channel.print_and_light(y, q, channel.light_field(q, h, w, r), True)
                 with clock("blur"):
                     y = channel.blur(y, kernels[part])
+                with clock("noise field (random numbers)"):
+                    nz = channel.noise_field(q["noise_seed"], noise[:n])
                 with clock("noise"):
-                    y = channel.add_noise(y, q, noise[part], True)
+                    y = channel.add_noise(y, q, nz, True)
                 with clock("clamp, round to 8 bits"):
-                    u[part] = y.clamp_(0, 1).mul_(255).round_()
-            with clock("JPEG encode + decode (torchvision)"):
-                decoded = channel.jpeg_codec(u, p["jpeg_quality"].tolist())
-            with clock("output (new tensor, / 255)"):
-                torch.empty_like(x).copy_(decoded).div_(255)
+                    uz = channel.to_8bit(y, u[:n])
+                with clock("JPEG encode + decode (torchvision)"):
+                    channel.jpeg_codec(uz, q["jpeg_quality"].tolist(), out=uz)
+                with clock("output (/ 255, first touch of its memory)"):
+                    torch.div(uz, 255, out=out[part])
         if i:   # the first round warms up
             best = {k: min(best.get(k, float("inf")), v) for k, v in clock.total.items()}
     best["sum"] = sum(best.values())
@@ -191,6 +213,7 @@ def main() -> None:
         x = pictures(args.batch, size)
         fns = channel_fns(x, args.kornia_jpeg and size == max(args.sizes))
         fns["albumentations loop (uint8 HWC, 1 image at a time)"] = albumentations_loop(x)
+        fns["albumentations loop, matched to the channel's steps"] = albumentations_loop(x, matched=True)
         slow = {k: fns.pop(k) for k in list(fns) if "kornia" in k}
         times = best_of(fns, args.repeats, "cpu")
         times.update(best_of(slow, 1, "cpu") if slow else {})

@@ -54,17 +54,18 @@ where the codec takes ~0.02 s. The noise level follows the image but carries
 no gradient (it is noise).
 
 Speed: per-image parameters are tensors, so every step is one batched call.
-On a CPU the batch goes through the steps before JPEG in chunks of a few
-images (:func:`chunk_size`), which stay in cache; a 64 x 299 x 299 batch in
-one piece is 1.5x slower, paging in fresh memory for each intermediate. On
-2 cores the channel runs ~450 images/s at 299 x 299 (~0.8x an albumentations
-loop doing less: see ``bench/channel.py``) and ~11,000 at 32 x 32 (2x it).
+On a CPU the batch goes through every step, JPEG included, in chunks of a
+few images (:func:`chunk_size`) that stay in cache and reuse the same memory,
+straight into the output; a 64 x 299 x 299 batch in one piece is 1.5x
+slower, paging in fresh memory for each intermediate. Measured speeds, and
+an albumentations loop beside them, are in ``docs/benchmarks.md``
+(``bench/channel.py``).
 
-Determinism: the same parameters give the same output on the same device
-(the noise comes from a generator seeded with ``params["noise_seed"]``, one
-draw for the whole batch: an image's noise depends on its batch, and differs
-between CPU and GPU). JPEG on a GPU is nvJPEG, which subsamples chroma
-differently from the CPU's libjpeg: the two devices give different bytes.
+Determinism: the same parameters give the same output on the same device.
+Each image's noise comes from its own seed (``params["noise_seed"][i]``), so
+it does not depend on the rest of the batch; the generators differ between
+CPU and GPU. JPEG on a GPU is nvJPEG, which subsamples chroma differently
+from the CPU's libjpeg: the two devices give different bytes.
 """
 from __future__ import annotations
 
@@ -170,7 +171,8 @@ _SHAPES: dict[str, tuple[int, ...]] = {
 # presets' draws except: paper_white (3,) = paper_white * (1 + paper_tint);
 # white_balance (3,) = gains (1 + red, 1, 1 + blue); light_gradient (2,) =
 # its x and y components (u, v = -1..1 across the crop, light 1 + gx u + gy v);
-# jpeg_quality int64 (NO_JPEG: none). Plus noise_seed, an int64 scalar.
+# jpeg_quality int64 (NO_JPEG: none). Plus noise_seed (B,) int64: each image's
+# noise comes from its own seed, so it does not depend on the batch or its chunks.
 PARAM_SHAPES: dict[str, tuple[int, ...]] = {
     "saturation": (), "gamma": (), "ink_cast": (3,), "paper_white": (3,), "black_level": (),
     "zoom": (), "corner_jitter": (4, 2), "contrast": (), "exposure": (), "white_balance": (3,),
@@ -193,8 +195,8 @@ def sample_params(n: int, preset: str = "typical", seed: int = 0,
 
     Deterministic for a seed (drawn on the CPU in a fixed order, then moved to
     ``device``). Returns a dict of float32 tensors shaped ``(n, *PARAM_SHAPES[k])``
-    (``jpeg_quality`` int64) plus ``noise_seed``, an int64 scalar for the
-    batch's noise.
+    (``jpeg_quality`` int64) plus ``noise_seed``, (n,) int64, each image's
+    noise seed.
     """
     ranges = _check_preset(preset)
     gen = torch.Generator().manual_seed(seed)
@@ -203,7 +205,7 @@ def sample_params(n: int, preset: str = "typical", seed: int = 0,
         lo, hi = ranges[key]
         raw[key] = lo + (hi - lo) * torch.rand((n, *shape), generator=gen, dtype=torch.float64)
     angle = 2 * math.pi * torch.rand(n, generator=gen, dtype=torch.float64)
-    noise_seed = torch.randint(0, 2**62, (), generator=gen)
+    noise_seed = torch.randint(0, 2**62, (n,), generator=gen)
     ones = torch.ones(n, 1, dtype=torch.float64)
     wb = raw["white_balance"]
     p = {
@@ -235,7 +237,7 @@ def identity_params(n: int, device: torch.device | str | None = None) -> dict[st
         "exposure": full(1), "white_balance": full(1, 3), "light_gradient": full(0, 2), "brightness": full(0),
         "blur_px": full(0), "blur_frac": full(0), "read_noise": full(0), "shot_noise": full(0),
         "jpeg_quality": torch.full((n,), NO_JPEG, dtype=torch.int64, device=device),
-        "noise_seed": torch.zeros((), dtype=torch.int64, device=device),
+        "noise_seed": torch.zeros((n,), dtype=torch.int64, device=device),
     }
 
 
@@ -376,12 +378,17 @@ def blur(y: Tensor, kernels: Tensor) -> Tensor:
     return filter2d_separable(y, kernels, kernels, padding="valid")
 
 
-def noise_field(p: dict[str, Tensor], shape: tuple[int, ...], device: torch.device, dtype: torch.dtype) -> Tensor:
-    """(B, 1, H, W) standard normal noise of the whole batch, from ``p["noise_seed"]``."""
-    gen = torch.Generator(device=device)
-    gen.manual_seed(int(p["noise_seed"]))
-    b, _, h, w = shape
-    return torch.randn((b, 1, h, w), generator=gen, device=device, dtype=dtype)
+def noise_field(seeds: Tensor, out: Tensor) -> Tensor:
+    """Fill ``out`` (B, 1, H, W) with standard normal noise, image i's from ``seeds[i]``; returns it.
+
+    One generator per image (a few microseconds to seed) makes an image's
+    noise its own: the same whatever batch or chunk it is in.
+    """
+    gen = torch.Generator(device=out.device)
+    for image, seed in zip(out, seeds.tolist()):
+        gen.manual_seed(seed)
+        image.normal_(generator=gen)
+    return out
 
 
 def add_noise(y: Tensor, p: dict[str, Tensor], noise: Tensor, inplace: bool) -> Tensor:
@@ -413,33 +420,44 @@ def _codec(images: list[Tensor], quality: int) -> list[Tensor]:
     return decode_jpeg(list(host), device=images[0].device)
 
 
-def jpeg_codec(u: Tensor, quality: list[int]) -> Tensor:
+def jpeg_codec(u: Tensor, quality: list[int], out: Tensor | None = None) -> Tensor:
     """Real JPEG round trip of (B, 3, H, W) uint8 images at per-image qualities (1-100).
 
-    Images are grouped by quality and each group is encoded and decoded in
-    one call (on a CPU a group is also split over ``torch.get_num_threads()``
-    threads: the codec releases the GIL). The groups are lists of views of
-    ``u``: nothing is copied to sort them. Returns (B, 3, H, W) uint8.
+    On a CPU the images are shared among ``torch.get_num_threads()`` threads
+    (the codec releases the GIL); each thread, like the single call on a GPU,
+    encodes and decodes its images in one call per quality. Returns
+    (B, 3, H, W) uint8, in ``out`` if given (it may be ``u``).
     """
     images = u.unbind(0)
-    parts = torch.get_num_threads() if u.device.type == "cpu" else 1
-    jobs = []   # (quality, indices)
-    for q in sorted(set(quality)):
-        members = [i for i, qi in enumerate(quality) if qi == q]
-        step = math.ceil(len(members) / parts)
-        jobs += [(q, members[j:j + step]) for j in range(0, len(members), step)]
+    n = len(images)
+    step = math.ceil(n / torch.get_num_threads()) if u.device.type == "cpu" else n
+    shares = [range(s, min(s + step, n)) for s in range(0, n, step)]
 
-    def run(job: tuple[int, list[int]]) -> list[Tensor]:
-        return _codec([images[i] for i in job[1]], job[0])
+    def run(share: range) -> list[tuple[int, Tensor]]:
+        # Only the codec in the workers: a torch op there would start another
+        # OpenMP team, whose spinning threads slow the main thread's work.
+        done = []
+        for q in sorted({quality[i] for i in share}):
+            members = [i for i in share if quality[i] == q]
+            done += zip(members, _codec([images[i] for i in members], q))
+        return done
 
     with warnings.catch_warnings():   # (in this thread: the filters are global, the workers see them)
         warnings.simplefilter("ignore", DeprecationWarning)  # torchvision 0.29 points to TorchCodec
-        results = list(_pool().map(run, jobs)) if len(jobs) > 1 and parts > 1 else [run(job) for job in jobs]
-    decoded: list[Tensor] = [images[0]] * len(images)
-    for (_, members), result in zip(jobs, results):
-        for i, image in zip(members, result):
-            decoded[i] = image
-    return torch.stack(decoded)
+        results = list(_pool().map(run, shares)) if len(shares) > 1 else [run(share) for share in shares]
+    decoded = [image for _, image in sorted(pair for done in results for pair in done)]
+    return torch.stack(decoded, out=out) if out is not None else torch.stack(decoded)
+
+
+def to_8bit(y: Tensor, out: Tensor) -> Tensor:
+    """Round (B, C, H, W) values to 8 bits into uint8 ``out``: ``clamp(round(255 y), 0, 255)``.
+
+    Overwrites ``y``. (Rounds halves up, where ``torch.round`` rounds them to
+    even: a value exactly halfway between two levels is as rare as any other
+    single float.)
+    """
+    torch.add(0.5, y, alpha=255, out=y).clamp_(0.0, 255.0)
+    return out.copy_(y)    # the float -> uint8 conversion truncates: floor, as y >= 0
 
 
 def real_jpeg(y: Tensor, quality: Tensor, inplace: bool) -> Tensor:
@@ -456,10 +474,8 @@ def real_jpeg(y: Tensor, quality: Tensor, inplace: bool) -> Tensor:
         sub = torch.tensor(todo, device=y.device)
         out = y if inplace else y.clone()
         return out.index_copy_(0, sub, real_jpeg(y[sub], quality[sub], inplace=True))
-    u = torch.empty(y.shape, dtype=torch.uint8, device=y.device)
-    u.copy_(y.mul_(255).round_() if inplace else torch.round(y * 255))
-    out = y if inplace else torch.empty_like(y)
-    return out.copy_(jpeg_codec(u, qs)).div_(255)
+    u = to_8bit(y if inplace else y.clone(), torch.empty(y.shape, dtype=torch.uint8, device=y.device))
+    return torch.div(jpeg_codec(u, qs, out=u), 255, out=y if inplace else torch.empty_like(y))
 
 
 # ---------------------------------------------------------------- the channel
@@ -474,6 +490,9 @@ def _check(x: Tensor, params: dict[str, Tensor]) -> None:
         if tuple(params[k].shape) != (x.shape[0], *shape):
             raise ValueError(f"channel param {k!r} has shape {tuple(params[k].shape)}, "
                              f"expected {(x.shape[0], *shape)}")
+    if tuple(params["noise_seed"].shape) != (x.shape[0],):
+        raise ValueError(f"channel param 'noise_seed' has shape {tuple(params['noise_seed'].shape)}, "
+                         f"expected {(x.shape[0],)}")
 
 
 def chunk_size(x: Tensor, radius: int) -> int:
@@ -492,14 +511,18 @@ def chunk_size(x: Tensor, radius: int) -> int:
 
 def _analog(x: Tensor, p: dict[str, Tensor], back: Tensor, kernels: Tensor, noise: Tensor,
             inplace: bool) -> Tensor:
-    """Every step but JPEG, for a chunk of images: (B, 3, H, W) -> (B, 3, H, W) in [0, 1]."""
+    """Every step but JPEG, for a chunk of images: (B, 3, H, W) -> (B, 3, H, W).
+
+    The result is clamped to [0, 1] unless ``inplace`` (no gradient), where
+    the caller clamps it (:func:`to_8bit` does it on the way).
+    """
     h, w = x.shape[-2:]
     radius = kernels.shape[1] // 2
     y = warp(x, p, radius, back)
     y = print_and_light(y, p, light_field(p, h, w, radius), inplace)
     y = blur(y, kernels)
-    y = add_noise(y, p, noise, inplace)
-    return y.clamp_(0.0, 1.0) if inplace else y.clamp(0.0, 1.0)
+    y = add_noise(y, p, noise_field(p["noise_seed"], noise), inplace)
+    return y if inplace else y.clamp(0.0, 1.0)
 
 
 def apply_channel(x: Tensor, params: dict[str, Tensor], *, differentiable: bool = False,
@@ -537,21 +560,31 @@ def apply_channel(x: Tensor, params: dict[str, Tensor], *, differentiable: bool 
         # Per-batch set-up, then the image-wise steps chunk by chunk.
         back = sampling_matrices(p, h, w, radius, x.dtype)
         kernels = blur_kernels(sigma, radius)
-        noise = noise_field(p, x.shape, x.device, x.dtype)
         step = chunk_size(x, radius)
         parts = [slice(s, s + step) for s in range(0, b, step)]
+        # Without a graph, every chunk reuses these buffers: on a CPU, fresh memory
+        # costs a page fault per 4 kB the first time it is written.
+        noise = torch.empty((min(step, b), 1, h, w), device=x.device, dtype=x.dtype)
 
         def analog(part: slice) -> Tensor:
             q = {k: v[part] for k, v in p.items() if v.dim()}
-            return _analog(x[part], q, back[part], kernels[part], noise[part], inplace)
+            n = len(q["zoom"])
+            buf = noise[:n] if inplace else torch.empty_like(noise[:n])   # a graph may keep it
+            return _analog(x[part], q, back[part], kernels[part], buf, inplace)
 
         quality = p["jpeg_quality"]
-        if jpeg == "codec" and inplace and len(parts) > 1 and NO_JPEG not in quality.tolist():
-            # Round each chunk to 8 bits while it is in cache; JPEG the whole batch.
-            u = torch.empty(x.shape, dtype=torch.uint8, device=x.device)
+        if jpeg == "codec" and inplace:
+            # Each chunk goes through JPEG while it is in cache, straight into the output.
+            y = torch.empty_like(x)
+            u = torch.empty((min(step, b), 3, h, w), dtype=torch.uint8, device=x.device)
             for part in parts:
-                u[part] = analog(part).mul_(255).round_()
-            return torch.empty_like(x).copy_(jpeg_codec(u, quality.tolist())).div_(255)
+                z = analog(part)
+                if NO_JPEG in quality[part]:
+                    y[part] = real_jpeg(z.clamp_(0.0, 1.0), quality[part], inplace=True)
+                else:
+                    uz = to_8bit(z, u[:len(z)])
+                    torch.div(jpeg_codec(uz, quality[part].tolist(), out=uz), 255, out=y[part])
+            return y
         if len(parts) == 1:
             y = analog(parts[0])
         elif inplace:
@@ -560,13 +593,13 @@ def apply_channel(x: Tensor, params: dict[str, Tensor], *, differentiable: bool 
                 y[part] = analog(part)
         else:
             y = torch.cat([analog(part) for part in parts])
+        if inplace:
+            y.clamp_(0.0, 1.0)
         if jpeg == "kornia" or jpeg_grad == "kornia":
             jpg = jpeg_codec_differentiable(y, quality.clamp_min(1).to(y.dtype)).clamp(0.0, 1.0)
             jpg = torch.where(_per_image(quality) == NO_JPEG, y, jpg)
             if jpeg == "kornia":
                 return jpg
-        if inplace:
-            return real_jpeg(y, quality, inplace=True)
         real = real_jpeg(y.detach(), quality, inplace=False)
         # Straight through: the value is exactly `real` (y - y == 0), the gradient y's or Kornia's.
         y = jpg if jpeg_grad == "kornia" else y

@@ -66,13 +66,31 @@ def test_deterministic_for_a_seed():
     assert p.keys() == q.keys() and all(torch.equal(p[k], q[k]) for k in p)
 
 
+def test_an_images_result_does_not_depend_on_the_rest_of_its_batch():
+    x = grid8(3, 3, 32, 32, seed=13)
+    p = sample_params(3, "typical", seed=14)
+    p["blur_px"][:] = 0.4   # the same widest blur in both batches: the same kernel size
+    other = grid8(3, 3, 32, 32, seed=15)
+    other[0] = x[0]
+    q = {k: v.clone() for k, v in p.items()}
+    for k, v in sample_params(3, "harsh", seed=16).items():
+        if k != "blur_px":
+            q[k][1:] = v[1:]     # other pictures, other parameters, even other noise seeds
+    assert torch.equal(apply_channel(other, q)[0], apply_channel(x, p)[0])
+    # a new noise seed changes the image's noise, and only its noise
+    p2 = {k: v.clone() for k, v in p.items()}
+    p2["noise_seed"][0] += 1
+    a, b = apply_channel(x, p), apply_channel(x, p2)
+    assert not torch.equal(a[0], b[0]) and torch.equal(a[1:], b[1:])
+
+
 def test_params_shapes_ranges_and_differ_within_batch():
     n = 16
     for preset, ranges in PRESETS.items():
         p = sample_params(n, preset, seed=2)
         for k, shape in channel.PARAM_SHAPES.items():
             assert p[k].shape == (n, *shape), k
-        assert p["noise_seed"].shape == () and p["noise_seed"].dtype == torch.int64
+        assert p["noise_seed"].shape == (n,) and p["noise_seed"].dtype == torch.int64
         for k in ("saturation", "gamma", "black_level", "contrast", "exposure", "brightness",
                   "blur_px", "blur_frac", "read_noise", "shot_noise", "corner_jitter", "ink_cast"):
             lo, hi = ranges[k]
@@ -220,7 +238,7 @@ def test_blur_keeps_a_constant_and_matches_kornia(sigma):
 def test_noise_level_follows_the_signal():
     c, read, shot = 0.5, 0.01, 0.02
     x = torch.full((2, 3, 96, 96), c)
-    p = only(2, read_noise=read, shot_noise=shot, noise_seed=torch.tensor(9))
+    p = only(2, read_noise=read, shot_noise=shot, noise_seed=torch.tensor([9, 10]))
     d = apply_channel(x, p) - x
     assert torch.equal(d[:, 0], d[:, 1])                # luma noise, the same in every channel
     assert abs(d.mean().item()) < 1e-3
