@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Optional, Sequence
 
 import typer
 from rich.console import Console
@@ -42,6 +42,17 @@ def _root(version: bool = typer.Option(False, "--version", callback=_version, is
 def _progress() -> Progress:
     return Progress(TextColumn("{task.description:<10}"), BarColumn(), MofNCompleteColumn(),
                     TimeElapsedColumn(), console=err, transient=False, disable=not err.is_terminal)
+
+
+def page_ranges(pages: Sequence[int]) -> str:
+    """'1-3, 5, 7-8' for pages 1, 2, 3, 5, 7, 8: a short line even for hundreds of pages."""
+    runs: list[list[int]] = []
+    for page in sorted(set(pages)):
+        if runs and page == runs[-1][1] + 1:
+            runs[-1][1] = page
+        else:
+            runs.append([page, page])
+    return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in runs)
 
 
 def _stage_progress(bar: Progress, names: dict[str, str] | None = None) -> Callable[[str, int, int], None]:
@@ -162,15 +173,14 @@ def ingest_cmd(
     if r.already:
         parts.append(f"{len(r.already)} already ingested")
     if r.not_images:
-        parts.append(f"{r.not_images} not images")
+        parts.append(f"{r.not_images} other file{'s' if r.not_images > 1 else ''} ignored")
     out.print(f"experiment [bold]{r.experiment_id}[/]: {n} photos: {', '.join(parts)}", soft_wrap=True)
     for o in r.skipped:
         see = f" (see {r.out / o.overlay})" if o.overlay else ""
         out.print(f"  skipped {o.photo}: {o.reason}{see}", markup=False, soft_wrap=True)
-    seen = ", ".join(map(str, r.pages_seen)) or "none"
-    out.print(f"pages photographed: {seen} (of {r.n_pages})", soft_wrap=True)
+    out.print(f"pages photographed: {page_ranges(r.pages_seen) or 'none'} (of {r.n_pages})", soft_wrap=True)
     if r.pages_missing:
-        out.print(f"pages never photographed: {', '.join(map(str, r.pages_missing))}", soft_wrap=True)
+        out.print(f"pages never photographed: {page_ranges(r.pages_missing)}", soft_wrap=True)
     if r.crops_total:
         out.print(f"wrote {r.out / 'index.csv'} ({r.crops_total} crops in all), {r.out / 'crops'}/, "
                   f"{r.out / 'overlays'}/", soft_wrap=True)

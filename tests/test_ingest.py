@@ -567,3 +567,13 @@ def test_decode_photo_modes_and_orientation():
     assert grey.shape == (30, 40, 3) and grey.dtype == np.uint8 and grey[-1, -1, 0] == round(1199 * 50 / 257)
     with pytest.raises(photo_io.PhotoError, match="empty file"):
         photo_io.decode_photo(b"")
+
+
+def test_pages_are_listed_as_ranges():
+    from physical.cli import page_ranges
+
+    assert page_ranges([1, 2, 3, 5, 7, 8]) == "1-3, 5, 7-8"
+    assert page_ranges([4]) == "4"
+    assert page_ranges(list(range(1, 201))) == "1-200"
+    assert page_ranges([3, 1, 2, 2]) == "1-3"
+    assert page_ranges([]) == ""
