@@ -212,8 +212,8 @@ def main() -> None:
     for size in args.sizes:
         x = pictures(args.batch, size)
         fns = channel_fns(x, args.kornia_jpeg and size == max(args.sizes))
-        fns["albumentations loop (uint8 HWC, 1 image at a time)"] = albumentations_loop(x)
-        fns["albumentations loop, matched to the channel's steps"] = albumentations_loop(x, matched=True)
+        fns["albumentations loop, plain (uint8 HWC, 1 image at a time)"] = albumentations_loop(x)
+        fns["albumentations loop, matched (the channel's steps)"] = albumentations_loop(x, matched=True)
         slow = {k: fns.pop(k) for k in list(fns) if "kornia" in k}
         times = best_of(fns, args.repeats, "cpu")
         times.update(best_of(slow, 1, "cpu") if slow else {})
