@@ -277,6 +277,9 @@ def demo_cmd(
     from .report import render_tables
 
     out.print(render_tables(r.report.figures, "photo")[-1])
+    out.print(f"With {len(m['images'])} pictures each rate rests on a handful of images (its n), too few to "
+              "tell the methods apart: for that, run make-sheets on more pictures (--images DIR --count N).",
+              soft_wrap=True)
     out.print(f"look at {r.folder / 'printouts' / 'sheets.pdf'}, the overlays in "
               f"{r.folder / 'captures' / 'overlays'}/ and {r.folder / 'captures' / 'report'}/", soft_wrap=True)
 

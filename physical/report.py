@@ -395,6 +395,14 @@ def _pct(rate: Rate) -> str:
     return "n/a" if rate.value is None else f"{100 * rate.value:.0f}"
 
 
+def _rate_cell(rate: Rate) -> str:
+    """Two lines that fit a narrow column: ``"25%  n=8"`` over ``"[7, 59]"``."""
+    if rate.value is None:
+        return "n/a (n=0)"
+    lo, hi = rate.interval
+    return f"{100 * rate.value:.0f}%  n={rate.n}\n[{100 * lo:.0f}, {100 * hi:.0f}]"
+
+
 def render_tables(figures: Sequence[dict[str, Any]], source: str = "photo", model: str | None = None) -> list[Any]:
     """rich Tables in the paper's layout for one model and one source of transformed images."""
     from rich.table import Table
@@ -407,7 +415,7 @@ def render_tables(figures: Sequence[dict[str, Any]], source: str = "photo", mode
     acc.add_column("method, eps")
     for col in ("clean, transformed", "adv., transformed", "clean, digital", "adv., digital"):
         acc.add_column(col.replace("transformed", "photo" if source == "photo" else "simulated"), justify="right")
-    dr = Table(title=f"Destruction rate % top-1 / top-5 with 95% interval ({what}; {model})", title_justify="left")
+    dr = Table(title=f"Destruction rate with 95% interval ({what}; {model})", title_justify="left")
     dr.add_column("method, eps")
     for col in ("average, top-1", "average, top-5", "prefiltered, top-1", "prefiltered, top-5"):
         dr.add_column(col, justify="right")
@@ -422,7 +430,7 @@ def render_tables(figures: Sequence[dict[str, Any]], source: str = "photo", mode
         label = f"{METHOD_NAMES.get(method, method)} ε={eps}"
         acc.add_row(label, *(pair("average", "accuracy", v) for v in
                              ("transformed_clean", "transformed_adv", "digital_clean", "digital_adv")))
-        dr.add_row(label, *(rate_of(lookup(cell, case=c, table="destruction", metric=m)[0]).format(0)
+        dr.add_row(label, *(_rate_cell(rate_of(lookup(cell, case=c, table="destruction", metric=m)[0]))
                             for c in ("average", "prefiltered") for m in ("top1", "top5")))
     out += [acc, dr]
     return out

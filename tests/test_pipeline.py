@@ -29,6 +29,7 @@ def demo(tmp_path_factory) -> Path:
     result = runner.invoke(app, ["demo", "--out", str(folder)])
     assert result.exit_code == 0, result.output
     assert "captures/" in result.output and "Destruction rate" in result.output
+    assert "With 20 pictures each rate rests on a handful of images" in result.output
     assert (folder / "captures" / "report" / "figures.json").is_file()
     return folder
 

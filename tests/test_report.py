@@ -160,3 +160,12 @@ def test_simulated_figures_beside_photos_and_before_printing(small_demo, tmp_pat
     line = _one_line_error(runner.invoke(app, ["report", "--printouts", str(d / "printouts"), "--simulated-only",
                                                "--simulated", "extreme", "--no-artificial"]))
     assert "mild, typical, harsh" in line
+
+
+def test_terminal_destruction_cells_fit_a_narrow_column():
+    from physical.metrics import Rate
+    from physical.report import _rate_cell
+
+    assert _rate_cell(Rate(2, 8)) == "25%  n=8\n[7, 59]"      # Wilson 95%: [7.1, 59.1]
+    assert _rate_cell(Rate(1, 1)) == "100%  n=1\n[21, 100]"
+    assert _rate_cell(Rate(0, 0)) == "n/a (n=0)"
