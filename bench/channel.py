@@ -17,8 +17,10 @@ ink cast and white balance, paper white and ink black, light gradient; see
 the size (smooth, like photographs; JPEG is faster on smooth images than on
 noise).
 
-Each timing is the best of --repeats runs, the channel and albumentations
-taking turns, so that other load on the machine hits both alike. With a
+Each timing is the best and the median of --repeats runs, the channel and
+albumentations taking turns, so that other load on the machine hits both
+alike (the median also counts the runs where the memory allocator handed
+back and took again the channel's memory). With a
 CUDA device the channel is also timed there (batch --batch and 8x that,
 synchronised), with Kornia's JPEG too: ``jpeg_grad="kornia"`` and the
 approximate ``jpeg="kornia"`` (torchvision's nvJPEG encoder works one image
@@ -28,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import platform
+import statistics
 import sys
 import time
 import warnings
@@ -49,20 +52,20 @@ def sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def best_of(fns: dict[str, Callable[[], None]], repeats: int, device: str) -> dict[str, float]:
-    """Best wall time of each function, the functions taking turns."""
+def timings(fns: dict[str, Callable[[], None]], repeats: int, device: str) -> dict[str, tuple[float, float]]:
+    """(best, median) wall time of each function, the functions taking turns."""
     for fn in fns.values():   # warm-up: allocator, oneDNN kernels, CUDA context, codec
         fn()
     sync(device)
-    best = {k: float("inf") for k in fns}
+    runs: dict[str, list[float]] = {k: [] for k in fns}
     for _ in range(repeats):
         for k, fn in fns.items():
             sync(device)
             t0 = time.perf_counter()
             fn()
             sync(device)
-            best[k] = min(best[k], time.perf_counter() - t0)
-    return best
+            runs[k].append(time.perf_counter() - t0)
+    return {k: (min(v), statistics.median(v)) for k, v in runs.items()}
 
 
 def pictures(n: int, size: int) -> torch.Tensor:
@@ -217,27 +220,28 @@ def main() -> None:
 
     cpu = platform.processor() or platform.machine()
     print(f"batch {args.batch}, preset typical, torch {torch.__version__}, {torch.get_num_threads()} CPU threads "
-          f"({cpu}), best of {args.repeats}\n")
-    print("| device | size | what | images/s | ms/batch |")
-    print("|---|---|---|---|---|")
+          f"({cpu}), best and median of {args.repeats}\n")
+    print("| device | size | what | images/s, best | images/s, median | ms/batch, best | ms/batch, median |")
+    print("|---|---|---|---|---|---|---|")
     for size in args.sizes:
         x = pictures(args.batch, size)
         fns = channel_fns(x, args.kornia_jpeg and size == max(args.sizes))
         fns["albumentations loop, plain (uint8 HWC, 1 image at a time)"] = albumentations_loop(x)
         fns["albumentations loop, matched (the channel's steps)"] = albumentations_loop(x, matched=True)
         slow = {k: fns.pop(k) for k in list(fns) if "kornia" in k}
-        times = best_of(fns, args.repeats, "cpu")
-        times.update(best_of(slow, 1, "cpu") if slow else {})
-        for k, t in times.items():
-            print(f"| cpu | {size} | {k} | {args.batch / t:,.0f} | {1000 * t:.1f} |")
+        times = timings(fns, args.repeats, "cpu")
+        times.update(timings(slow, 1, "cpu") if slow else {})
+        for k, (best, median) in times.items():
+            print(f"| cpu | {size} | {k} | {args.batch / best:,.0f} | {args.batch / median:,.0f} | "
+                  f"{1000 * best:.1f} | {1000 * median:.1f} |")
     if torch.cuda.is_available() and not args.no_gpu:
         for size in args.sizes:
             for batch in (args.batch, 8 * args.batch):
                 x = pictures(batch, size).cuda()
-                times = best_of(channel_fns(x, True), args.repeats, "cuda")
-                for k, t in times.items():
+                times = timings(channel_fns(x, True), args.repeats, "cuda")
+                for k, (best, median) in times.items():
                     print(f"| {torch.cuda.get_device_name()} (batch {batch}) | {size} | {k} | "
-                          f"{batch / t:,.0f} | {1000 * t:.1f} |")
+                          f"{batch / best:,.0f} | {batch / median:,.0f} | {1000 * best:.1f} | {1000 * median:.1f} |")
 
     size = max(args.sizes)
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() and not args.no_gpu else [])
