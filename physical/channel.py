@@ -33,10 +33,10 @@ A crop goes through, in this order:
 4. **noise** (:func:`add_noise`): signal-dependent sensor noise,
    ``std = sqrt(read_noise**2 + shot_noise**2 * I)`` at brightness I, the
    same in the three channels (a phone's denoiser removes chroma noise first).
-5. **JPEG** (:func:`real_jpeg`): the real codec (``torchvision.io``, on the
-   input's device), at a quality per image, drawn on a grid of ``JPEG_STEP``
-   so that a batch is a few groups of equal quality, each encoded and
-   decoded in one call.
+5. **JPEG** (:func:`real_jpeg`): the real codec, libjpeg-turbo, at a quality
+   per image drawn on a grid of ``JPEG_STEP``: on a CPU through OpenCV
+   (:func:`cpu_codec`; the same bytes as ``torchvision.io``, faster), on a
+   GPU through torchvision's nvJPEG, a call per group of equal quality.
 
 ``PRESETS`` holds the parameter ranges of ``mild``, ``typical`` and
 ``harsh``; :func:`sample_params` draws per-image parameters from one,
