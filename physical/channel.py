@@ -543,7 +543,7 @@ def _warm_allocator() -> None:
 
     glibc maps every allocation above a threshold (128 kB at first) straight
     from the system and unmaps it when freed, so each chunk's intermediates
-    would be paged in afresh (a page fault per 4 kB: 60,000-85,000 faults and
+    would be paged in afresh (a page fault per 4 kB: 60,000-100,000 faults and
     up to 2x the time of a 64 x 299 x 299 batch, measured). Freeing one mapped
     block raises that threshold to its size (at most 32 MiB) and the heap's
     trim threshold to twice that, for the rest of the process; chunks of
