@@ -397,8 +397,8 @@ def _pct(rate: Rate) -> str:
 
 def _rate_cell(rate: Rate) -> str:
     """Two lines that fit a narrow column: ``"25%  n=8"`` over ``"[7, 59]"``."""
-    if rate.value is None:
-        return "n/a (n=0)"
+    if not rate.n:
+        return rate.format(0)     # the one spelling of an empty denominator
     lo, hi = rate.interval
     return f"{100 * rate.value:.0f}%  n={rate.n}\n[{100 * lo:.0f}, {100 * hi:.0f}]"
 
