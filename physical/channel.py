@@ -627,14 +627,15 @@ def apply_channel(x: Tensor, params: dict[str, Tensor], *, differentiable: bool 
         kernels = blur_kernels(sigma, radius)
         step = chunk_size(x, radius, graph=not inplace)
         parts = [slice(s, s + step) for s in range(0, b, step)]
-        # Without a graph, every chunk reuses these buffers: on a CPU, fresh memory
-        # costs a page fault per 4 kB the first time it is written.
-        noise = torch.empty((min(step, b), 1, h, w), device=x.device, dtype=x.dtype)
+        # Without a graph, every chunk reuses one noise buffer (on a CPU, fresh memory
+        # costs a page fault per 4 kB the first time it is written); a graph may keep
+        # each chunk's noise, so then each gets its own.
+        noise = x.new_empty((min(step, b), 1, h, w)) if inplace else None
 
         def analog(part: slice) -> Tensor:
             q = {k: v[part] for k, v in p.items() if v.dim()}
             n = len(q["zoom"])
-            buf = noise[:n] if inplace else torch.empty_like(noise[:n])   # a graph may keep it
+            buf = noise[:n] if noise is not None else x.new_empty((n, 1, h, w))
             return _analog(x[part], q, back[part], kernels[part], buf, inplace)
 
         quality = p["jpeg_quality"]
