@@ -44,7 +44,7 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from physical import channel
 from physical.models import load_model
-from physical.pictures import load_pictures
+from physical.sheets.pictures import load_pictures
 
 
 def sync(device: str) -> None:

@@ -79,22 +79,22 @@ def stage_times(data: bytes, exp_id: str, page_map, dec, size: int) -> dict[str,
     """Seconds of each stage of ingest on one photo, each run on its own."""
     import cv2
 
-    from physical import ingest as ing
+    from physical.capture import codes, crops, overlay, register
     from physical.photo_io import decode_photo, encode_png
 
     t: dict[str, float] = {"decode": median_time(lambda: decode_photo(data))}
     rgb = decode_photo(data)
     gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
     t["grey+detect"] = median_time(
-        lambda: ing._detect_quads(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), ing.DETECT_SIDE, dec))
-    t_scan = median_time(lambda: ing._scan(gray, exp_id, page_map, dec), 2)
-    t["read+register"] = t_scan - median_time(lambda: ing._detect_quads(gray, ing.DETECT_SIDE, dec))
-    scan = ing._scan(gray, exp_id, page_map, dec)
+        lambda: codes.detect_quads(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), codes.DETECT_SIDE, dec))
+    t_scan = median_time(lambda: register.scan_photo(gray, exp_id, page_map, dec), 2)
+    t["read+register"] = t_scan - median_time(lambda: codes.detect_quads(gray, codes.DETECT_SIDE, dec))
+    scan = register.scan_photo(gray, exp_id, page_map, dec)
     fit = scan.fits[0]
-    t["crops"] = median_time(lambda: [ing._crop(rgb, fit.h, s.rect, (size, size)) for s in fit.page.slots])
-    crops = [ing._crop(rgb, fit.h, s.rect, (size, size))[0] for s in fit.page.slots]
+    t["crops"] = median_time(lambda: [crops.crop_slot(rgb, fit.h, s.rect, (size, size)) for s in fit.page.slots])
+    crops = [crops.crop_slot(rgb, fit.h, s.rect, (size, size))[0] for s in fit.page.slots]
     t["png"] = median_time(lambda: [encode_png(c) for c in crops])
-    t["overlay"] = median_time(lambda: ing._overlay(rgb, scan, "bench", True))
+    t["overlay"] = median_time(lambda: overlay.draw_overlay(rgb, scan, "bench", True))
     return t
 
 
@@ -114,9 +114,9 @@ def main() -> None:
 
     if args.threads is not None:
         cv2.setNumThreads(args.threads)
-    from physical import ingest as ing
-    from physical.make_sheets import make_sheets
-    from physical.manifest import manifest_pages
+    from physical.capture import codes, run as ing
+    from physical.sheets.manifest import manifest_pages
+    from physical.sheets.run import make_sheets
 
     rng = np.random.default_rng(args.seed)
     wh, dpi = (4032, 3024), 300
@@ -153,7 +153,7 @@ def main() -> None:
 
         # Stage by stage, on the same photos.
         exp_id, page_map = sheets.manifest["experiment_id"], {q.number: q for q in pages}
-        dec = ing._Decoders()
+        dec = codes.Decoders()
         stages: dict[str, list[float]] = {}
         for data in datas:
             for k, v in stage_times(data, exp_id, page_map, dec, size).items():
@@ -181,7 +181,7 @@ def rates(n, rng, rendered, dpi, page, page_map, exp_id, dec) -> None:
     """Markers located at DETECT_SIDE, read, and used, over harder photos."""
     import cv2
 
-    from physical import ingest as ing
+    from physical.capture import codes, register
     from physical.photo_io import decode_photo
 
     located = read = used = ingested = 0
@@ -191,14 +191,14 @@ def rates(n, rng, rendered, dpi, page, page_map, exp_id, dec) -> None:
                          persp=rng.uniform(0, 0.15), rng=rng)
         rgb = decode_photo(photo_jpeg(rendered, dpi, hom, (4032, 3024), rng, blur=blur, noise=rng.uniform(1, 6)))
         gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
-        located += min(4, len(ing._detect_quads(gray, ing.DETECT_SIDE, dec)))
-        scan = ing._scan(gray, exp_id, page_map, dec)
+        located += min(4, len(codes.detect_quads(gray, codes.DETECT_SIDE, dec)))
+        scan = register.scan_photo(gray, exp_id, page_map, dec)
         read += min(4, sum(1 for c in scan.codes if c.marker is not None))
         if scan.fits:
             used += len(scan.fits[0].markers)
             ingested += 1
     print(f"over {n} photos (page filling 45-95 % of the frame, any rotation, blur sigma 0.5-2.5 px, "
-          f"noise 1-6): markers located at {ing.DETECT_SIDE} px {located / (4 * n):.1%}, read "
+          f"noise 1-6): markers located at {codes.DETECT_SIDE} px {located / (4 * n):.1%}, read "
           f"{read / (4 * n):.1%}, used after the search where the others predict them {used / (4 * n):.1%}; "
           f"photos ingested {ingested / n:.1%}")
 

@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from . import __version__
+from .version import __version__
 from .errors import PhysicalError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -90,7 +90,7 @@ def make_sheets_cmd(
     device: Optional[str] = typer.Option(None, help="cpu or cuda (default: cuda when available)."),
 ) -> None:
     """Attack pictures and lay clean and adversarial versions on printable PDF sheets."""
-    from .make_sheets import digital_accuracy, make_sheets
+    from .sheets.run import digital_accuracy, make_sheets
 
     names = {"attack": "attacking", "pdf": "pdf pages"}
     try:
@@ -125,7 +125,7 @@ def simulate_photos_cmd(
                                                   "photos) or hard (tilt, shadow, blur, EXIF-rotated)."),
 ) -> None:
     """Make synthetic phone photos of the printed sheets, with exact ground truth (no printer needed)."""
-    from .camera import GROUND_TRUTH_NAME, simulate_photos
+    from .capture.camera import GROUND_TRUTH_NAME, simulate_photos
 
     try:
         with _progress() as bar:
@@ -154,7 +154,7 @@ def ingest_cmd(
     strict: bool = typer.Option(False, "--strict", help="Exit non-zero if any photo is skipped."),
 ) -> None:
     """Find the printed sheets in phone photos and cut out every image, registered to its digital original."""
-    from .ingest import ingest
+    from .capture.run import ingest
     from .photo_io import PHOTO_SUFFIXES
 
     try:
@@ -212,7 +212,8 @@ def report_cmd(
     device: Optional[str] = typer.Option(None, help="cpu or cuda (default: cuda when available)."),
 ) -> None:
     """Classify the crops and compute the paper's accuracy and destruction-rate tables."""
-    from .report import make_report, render_tables
+    from .report.run import make_report
+    from .report.terminal import render_tables
 
     try:
         with _progress() as bar:
@@ -274,7 +275,7 @@ def demo_cmd(
         out.print(f"    skipped {o.photo}: {o.reason}", markup=False, soft_wrap=True)
     out.print("  captures/report/: report.html, figures.csv/json, predictions.csv, artificial.csv, plots/",
               soft_wrap=True)
-    from .report import render_tables
+    from .report.terminal import render_tables
 
     out.print(render_tables(r.report.figures, "photo")[-1])
     out.print(f"With {len(m['images'])} pictures each rate rests on a handful of images (its n), too few to "

@@ -32,10 +32,10 @@ def run_demo(folder: Path = Path("physical-demo"), *, seed: int = 0, difficulty:
              progress: Callable[[str, int, int], None] | None = None,
              warn: Callable[[str], None] | None = None) -> DemoResult:
     """Run make-sheets, simulate-photos, ingest and report into ``folder`` (fresh, or replaced with ``force``)."""
-    from .camera import simulate_photos
-    from .ingest import ingest
-    from .make_sheets import make_sheets
-    from .report import make_report
+    from .capture.camera import simulate_photos
+    from .capture.run import ingest
+    from .report.run import make_report
+    from .sheets.run import make_sheets
 
     folder = Path(folder)
     progress = progress or (lambda stage, done, total: None)

@@ -33,7 +33,7 @@ from safetensors.torch import load_file, save_file
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-from physical.demo_net import CIFAR10_CLASSES, CIFAR10_MEAN, CIFAR10_STD, ResNet20  # noqa: E402
+from physical.models.demo_net import CIFAR10_CLASSES, CIFAR10_MEAN, CIFAR10_STD, ResNet20  # noqa: E402
 
 OUT_WEIGHTS = REPO / "physical" / "data" / "demo_resnet20.safetensors"
 

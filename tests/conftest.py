@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from physical.models import load_model
-from physical.pictures import load_pictures
+from physical.sheets.pictures import load_pictures
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 
@@ -33,9 +33,9 @@ def shared_dir() -> Path:
 
 def build_small_experiment(folder: Path) -> Path:
     """A small real experiment in ``folder``: 4 pictures, fast and ll at eps 8, one simulated photo, ingested."""
-    from physical.camera import simulate_photos
-    from physical.ingest import ingest
-    from physical.make_sheets import make_sheets
+    from physical.capture.camera import simulate_photos
+    from physical.capture.run import ingest
+    from physical.sheets.run import make_sheets
 
     make_sheets(folder / "printouts", count=4, eps=[8], methods=["fast", "ll"])
     simulate_photos(folder / "printouts", folder / "photos", seed=3)

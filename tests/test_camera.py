@@ -16,7 +16,7 @@ import pytest
 from PIL import Image, ImageOps
 from typer.testing import CliRunner
 
-from physical.camera import (
+from physical.capture.camera import (
     DIFFICULTIES,
     GROUND_TRUTH_NAME,
     page_homography,
@@ -26,8 +26,8 @@ from physical.camera import (
 )
 from physical.cli import app
 from physical.errors import PhysicalError
-from physical.make_sheets import make_sheets
-from physical.manifest import manifest_pages, read_manifest
+from physical.sheets.run import make_sheets
+from physical.sheets.manifest import manifest_pages, read_manifest
 
 cv2.setNumThreads(1)
 SIZES = {(4032, 3024), (3024, 4032)}

@@ -107,7 +107,7 @@ def test_params_shapes_ranges_and_differ_within_batch():
 
 
 def test_crop_zoom_is_ingests_inset():
-    from physical.ingest import INSET
+    from physical.capture.crops import INSET
 
     assert channel.CROP_ZOOM == pytest.approx(1 / (1 - 2 * INSET))
 
@@ -318,13 +318,13 @@ def test_every_step_passes_a_gradient():
 def test_full_size_chunks_do_not_change_the_result(monkeypatch):
     x = grid8(5, 3, 299, 299, seed=9)
     p = sample_params(5, "typical", seed=10)
-    monkeypatch.setattr(channel, "CHUNK_BYTES", 3 * 310 * 310 * 4 * 2)     # chunks of 2 images
-    monkeypatch.setattr(channel, "GRAD_CHUNK_BYTES", 3 * 310 * 310 * 4 * 3)    # and of 3 with a graph
+    monkeypatch.setattr(channel.pipeline, "CHUNK_BYTES", 3 * 310 * 310 * 4 * 2)     # chunks of 2 images
+    monkeypatch.setattr(channel.pipeline, "GRAD_CHUNK_BYTES", 3 * 310 * 310 * 4 * 3)    # and of 3 with a graph
     radius = channel.blur_radius(channel.blur_sigma(p, 299))
     assert channel.chunk_size(x, radius) == 2 and channel.chunk_size(x, radius, graph=True) == 3
     chunked = apply_channel(x, p)
     grad = apply_channel(x.clone().requires_grad_(True), p, differentiable=True)
-    monkeypatch.setattr(channel, "CHUNK_BYTES", 1 << 40)
+    monkeypatch.setattr(channel.pipeline, "CHUNK_BYTES", 1 << 40)
     whole = apply_channel(x, p)
     assert channel.chunk_size(x, radius) == 5
     assert torch.equal(chunked, whole) and torch.equal(grad, whole)

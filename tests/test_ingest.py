@@ -34,13 +34,13 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from physical import ingest as ing
+from physical.capture import codes, crops, overlay, store, run as ing
 from physical import photo_io
 from physical.cli import app
 from physical.errors import PhysicalError
-from physical.layout import QR_QUIET_MM, Page
-from physical.make_sheets import make_sheets
-from physical.manifest import manifest_pages
+from physical.sheets.layout import QR_QUIET_MM, Page
+from physical.sheets.run import make_sheets
+from physical.sheets.manifest import manifest_pages
 
 cv2.setNumThreads(1)
 DPI = 200
@@ -191,12 +191,12 @@ def geometric_error(outcome: ing.PhotoOutcome, pages: list[Page], truth: dict[in
     for number, h in zip(outcome.pages, outcome.homographies):
         h_est = np.array(h).reshape(3, 3)
         for slot in pages[number - 1].slots:
-            r, i = slot.rect, ing.INSET * slot.rect.w
+            r, i = slot.rect, crops.INSET * slot.rect.w
             corners = np.array([(r.x + i, r.y + i), (r.right - i, r.y + i), (r.right - i, r.bottom - i),
                                 (r.x + i, r.bottom - i)])
-            true = ing._apply(truth[number], corners)
+            true = codes.transform_points(truth[number], corners)
             side = np.linalg.norm(true[1] - true[0])  # photo px per crop width
-            errs.append(np.linalg.norm(ing._apply(h_est, corners) - true, axis=1).max() / side)
+            errs.append(np.linalg.norm(codes.transform_points(h_est, corners) - true, axis=1).max() / side)
     return np.array(errs)
 
 
@@ -214,7 +214,7 @@ def check_crops(exp, out: Path, rows: list[dict[str, str]]) -> np.ndarray:
     projected on that pattern, must grow with eps across the variants of each
     picture in each photo (clean < e4 < e8): a swap of two slots breaks the order.
     """
-    refs = {k: ing.digital_as_cropped(v) for k, v in exp["digital"].items()}
+    refs = {k: crops.digital_as_cropped(v) for k, v in exp["digital"].items()}
     shifts = []
     strength: dict[tuple[str, str], list[tuple[int, float]]] = {}
     for r in rows:
@@ -250,14 +250,14 @@ def assert_registered(shifts: np.ndarray) -> None:
 def test_opencv_reports_code_corners_in_the_codes_own_order(exp):
     """QRCodeDetectorAruco gives TL, TR, BR, BL of the code itself, whatever the photo's rotation."""
     page, rendered = exp["pages"][0], exp["rendered"][0]
-    dec = ing._Decoders()
+    dec = codes.Decoders()
     for rot in (0, 90, 180, 270, 35):
         hom = homography(page.size_mm, (1600, 1200), rot=rot, fill=0.9, persp=0.05, seed=rot)
         photo = photograph([(rendered, hom)], (1600, 1200), blur=0.5, noise=1)
         gray = cv2.cvtColor(photo, cv2.COLOR_RGB2GRAY)
-        quads = ing._detect_quads(gray, ing.DETECT_SIDE, dec)
+        quads = codes.detect_quads(gray, codes.DETECT_SIDE, dec)
         assert len(quads) == 4, rot
-        truth = [ing._apply(hom, np.array(m.rect.corners())) for m in page.markers]
+        truth = [codes.transform_points(hom, np.array(m.rect.corners())) for m in page.markers]
         for q in quads:
             err = [np.abs(q - t).max() for t in truth]
             assert min(err) < 8, (rot, err)  # the detector's coarse corners, in the same order
@@ -282,7 +282,7 @@ def test_rotated_and_perspective_photos(exp, tmp_path):
     assert all(o.markers_used == (4,) for o in result.outcomes)
     assert result.pages_seen == (1, 2) and result.pages_missing == ()
     rows = read_index(out)
-    assert list(rows[0].keys()) == list(ing.INDEX_COLUMNS)
+    assert list(rows[0].keys()) == list(store.INDEX_COLUMNS)
     assert len(rows) == 3 * len(pa.slots) + len(pb.slots) == result.crops_total
     assert all(float(r["reprojection_px"]) < 1.0 for r in rows)
     assert_registered(check_crops(exp, out, rows))
@@ -293,7 +293,7 @@ def test_rotated_and_perspective_photos(exp, tmp_path):
     for o in result.outcomes:
         assert (out / o.overlay).is_file() and o.overlay == f"overlays/{o.sha256[:12]}.jpg"
         with Image.open(out / o.overlay) as im:
-            assert max(im.size) == min(ing.OVERLAY_SIDE, 2000)
+            assert max(im.size) == min(overlay.OVERLAY_SIDE, 2000)
     turned = next(o for o in result.outcomes if o.photo == "quarter turn.jpg")
     assert turned.pages == (2,)
     assert {r["crop"] for r in rows if r["photo"] == "quarter turn.jpg"} == {
@@ -309,10 +309,10 @@ def test_registration_metric_catches_a_two_percent_error(exp):
     photo = photograph([(rendered, hom)], (2000, 1500))
     for dx, dy in ((0.5, 0.0), (0.0, -0.5), (0.35, 0.35)):
         off = hom @ np.array([[1, 0, dx], [0, 1, dy], [0, 0, 1]])
-        shifts = [_shift(ing._crop(photo, off, s.rect, (32, 32))[0], ing.digital_as_cropped(exp["digital"][(s.image_id, s.variant)]))
+        shifts = [_shift(crops.crop_slot(photo, off, s.rect, (32, 32))[0], crops.digital_as_cropped(exp["digital"][(s.image_id, s.variant)]))
                   for s in page.slots]
         assert np.mean(np.array(shifts) < 0.01) < 0.2, np.round(shifts, 4)
-    good = [_shift(ing._crop(photo, hom, s.rect, (32, 32))[0], ing.digital_as_cropped(exp["digital"][(s.image_id, s.variant)]))
+    good = [_shift(crops.crop_slot(photo, hom, s.rect, (32, 32))[0], crops.digital_as_cropped(exp["digital"][(s.image_id, s.variant)]))
             for s in page.slots]
     assert np.mean(np.array(good) < 0.01) >= 0.95
 

@@ -1,4 +1,4 @@
-"""Tests for the QR payload format (physical.payload) and sheet geometry (physical.layout)."""
+"""Tests for the QR payload format (physical.sheets.payload) and sheet geometry (physical.sheets.layout)."""
 from __future__ import annotations
 
 import itertools
@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from physical import layout, payload
-from physical.layout import Rect
-from physical.payload import MarkerPayload, PayloadError
+from physical.sheets import layout, payload
+from physical.sheets.layout import Rect
+from physical.sheets.payload import MarkerPayload, PayloadError
 
 EXP = "3f9a2c1b"
 VARIANTS_13 = ["clean"] + [f"{m}_eps{e}" for m in ("fgsm", "bim", "llc") for e in (2, 4, 8, 16)]

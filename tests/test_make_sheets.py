@@ -13,11 +13,12 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from physical.cli import app
-from physical.layout import page_to_dict
-from physical.make_sheets import make_sheets
-from physical.manifest import manifest_pages, read_manifest
-from physical.payload import decode
-from physical.pictures import load_pictures, open_rgb, preprocess
+from physical.sheets.layout import page_to_dict
+from physical.sheets.run import make_sheets
+from physical.sheets.manifest import manifest_pages, read_manifest
+from physical.sheets.payload import decode
+from physical.models import open_rgb, preprocess
+from physical.sheets.pictures import load_pictures
 
 runner = CliRunner()
 DPI = 200

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from physical.metrics import Rate, accuracy, correct_at, destruction_rate, wilson_interval
+from physical.report.metrics import Rate, accuracy, correct_at, destruction_rate, wilson_interval
 
 
 def test_destruction_rate_counts_only_working_adversarial_examples():

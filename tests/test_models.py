@@ -12,9 +12,9 @@ from typer.testing import CliRunner
 
 from physical.cli import app
 from physical.errors import PhysicalError
-from physical.manifest import read_manifest
+from physical.sheets.manifest import read_manifest
 from physical.models import load_model, sha256_file
-from physical.pictures import label_resolver, load_pictures
+from physical.sheets.pictures import label_resolver, load_pictures
 
 runner = CliRunner()
 

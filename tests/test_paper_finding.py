@@ -12,10 +12,11 @@ import math
 
 import pytest
 
-from physical.camera import simulate_photos
-from physical.ingest import ingest
-from physical.make_sheets import make_sheets
-from physical.report import lookup, make_report, rate_of
+from physical.capture.camera import simulate_photos
+from physical.capture.run import ingest
+from physical.sheets.run import make_sheets
+from physical.report.figures import lookup, rate_of
+from physical.report.run import make_report
 
 N_PICTURES = 200
 EPS = (2, 4, 8, 16)

@@ -10,8 +10,8 @@ import pypdfium2 as pdfium
 import pypdfium2.raw as pdfium_c
 import pytest
 
-from physical import layout, payload, pdf
-from physical.layout import Rect
+from physical.sheets import layout, payload, pdf
+from physical.sheets.layout import Rect
 
 EXP = "3f9a2c1b"
 DPI = 200

@@ -17,8 +17,8 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from physical.cli import app
-from physical.ingest import digital_as_cropped
-from physical.manifest import manifest_pages, read_manifest
+from physical.capture.crops import digital_as_cropped
+from physical.sheets.manifest import manifest_pages, read_manifest
 
 runner = CliRunner()
 

@@ -9,8 +9,8 @@ from typer.testing import CliRunner
 
 from conftest import build_small_experiment
 from physical.cli import app
-from physical.metrics import Rate
-from physical.report import Observation, Top5, lookup, prefiltered, rate_of, tables, figure_rows
+from physical.report.metrics import Rate
+from physical.report.figures import Observation, Top5, figure_rows, lookup, prefiltered, rate_of, tables
 
 runner = CliRunner()
 
@@ -143,7 +143,7 @@ def test_report_errors(small_demo, tmp_path):
 
 
 def test_simulated_figures_beside_photos_and_before_printing(small_demo, tmp_path):
-    from physical.report import make_report
+    from physical.report.run import make_report
     d = small_demo
     both = make_report(d / "captures", printouts=d / "printouts", out=tmp_path / "both", artificial=False)
     sources = {f["source"] for f in both.figures}
@@ -163,8 +163,8 @@ def test_simulated_figures_beside_photos_and_before_printing(small_demo, tmp_pat
 
 
 def test_terminal_destruction_cells_fit_a_narrow_column():
-    from physical.metrics import Rate
-    from physical.report import _rate_cell
+    from physical.report.metrics import Rate
+    from physical.report.terminal import _rate_cell
 
     assert _rate_cell(Rate(2, 8)) == "25%  n=8\n[7, 59]"      # Wilson 95%: [7.1, 59.1]
     assert _rate_cell(Rate(1, 1)) == "100%  n=1\n[21, 100]"

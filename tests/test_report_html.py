@@ -10,14 +10,14 @@ import pytest
 from PIL import Image
 
 from conftest import build_small_experiment
-from physical.metrics import Rate
-from physical.report_html import choose_examples, notes_from_meta, render_html, write_html
+from physical.report.metrics import Rate
+from physical.report.html import choose_examples, notes_from_meta, render_html, write_html
 
 
 @pytest.fixture(scope="module")
 def small(tmp_path_factory):
     """A small real experiment: 4 pictures, fast and ll at eps 8, one simulated photo per page, reported."""
-    from physical.report import make_report
+    from physical.report.run import make_report
 
     folder = build_small_experiment(tmp_path_factory.mktemp("html") / "d")
     make_report(folder / "captures", printouts=folder / "printouts", device="cpu", simulated=None)

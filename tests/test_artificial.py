@@ -13,9 +13,9 @@ import torch
 from PIL import Image
 
 from physical.errors import PhysicalError
-from physical.make_sheets import make_sheets
-from physical.metrics import Rate
-from physical.transforms import (
+from physical.sheets.run import make_sheets
+from physical.report.metrics import Rate
+from physical.report.artificial import (
     IDENTITY,
     TRANSFORMS,
     _pipeline,

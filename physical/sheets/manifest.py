@@ -8,36 +8,16 @@ the README ("printouts/manifest.json").
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
-from .errors import PhysicalError
+from ..errors import PhysicalError
+from ..files import write_atomic
 from .layout import Page, page_from_dict
 
 MANIFEST_NAME = "manifest.json"
 FORMAT = "physical-printouts"
 FORMAT_VERSION = 1
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write bytes to ``path`` through a temporary file and a rename: never half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        # mkstemp makes the file private; give it the mode any other new file would get.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def write_manifest(folder: Path, manifest: dict[str, Any]) -> Path:

@@ -25,14 +25,14 @@ import numpy as np
 import torch
 from PIL import Image
 
-from . import __version__
-from .attacks import METHODS, attack_grid, eps_steps, parse_eps_levels
-from .errors import PhysicalError
+from ..attacks import METHODS, attack_grid, eps_steps, parse_eps_levels
+from ..errors import PhysicalError
+from ..models import Classifier, load_model, quantize_8bit, to_uint8
+from ..version import __version__
 from .layout import DEFAULT_IMAGE_SIZE_MM, PAPER_SIZES_MM, page_to_dict, plan_pages
 from .manifest import FORMAT, FORMAT_VERSION, MANIFEST_NAME, read_manifest, write_manifest
-from .models import Classifier, load_model
 from .pdf import write_sheets_pdf
-from .pictures import Picture, load_pictures, quantize_8bit, to_uint8
+from .pictures import Picture, load_pictures
 
 PDF_NAME = "sheets.pdf"
 IMAGES_DIR = "images"

@@ -2,7 +2,7 @@
 
 Each transformation is applied to the exact 8-bit digital images of an
 experiment (``printouts/images``, clean and adversarial), the results are
-classified again, and the destruction rate (Eq. 1, :mod:`physical.metrics`) is
+classified again, and the destruction rate (Eq. 1, :mod:`physical.report.metrics`) is
 reported against the transformation's strength. This module is an independent
 reference built on albumentations and OpenCV (real JPEG encoding), beside the
 differentiable Kornia channel.
@@ -67,9 +67,9 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from .attacks import METHOD_TITLES
-from .errors import PhysicalError
-from .manifest import read_manifest
+from ..attacks import METHOD_TITLES
+from ..errors import PhysicalError
+from ..sheets.manifest import read_manifest
 from .metrics import Rate, accuracy, destruction_rate
 
 # albumentations asks PyPI for a newer version on import unless told not to.
@@ -184,8 +184,8 @@ def apply_transform(name: str, strength: float, images: np.ndarray, seed: int = 
 
 
 def _load_png(path: Path) -> np.ndarray:
-    from .photo_io import PhotoError
-    from .pictures import open_rgb
+    from ..models import open_rgb
+    from ..photo_io import PhotoError
 
     try:
         return np.asarray(open_rgb(path), dtype=np.uint8)
@@ -199,7 +199,7 @@ def _to_tensor(images: Sequence[np.ndarray], model: Any):
     import torch
     from PIL import Image
 
-    from .pictures import preprocess, quantize_8bit
+    from ..models import preprocess, quantize_8bit
 
     size = tuple(getattr(model, "input_size", ()))
     if all(im.shape[:2] == size for im in images):
@@ -209,7 +209,7 @@ def _to_tensor(images: Sequence[np.ndarray], model: Any):
 
 
 def _predict(model: Any, images: Sequence[np.ndarray], batch_size: int) -> list:
-    from .report import predict
+    from .figures import predict
 
     out = []
     for i in range(0, len(images), batch_size):
@@ -241,7 +241,7 @@ def sweep(model: Any, printouts: Path, *, transforms: Iterable[str] | None = Non
     called once per strength. ``strengths`` replaces the default strengths
     (:data:`TRANSFORMS`) of the transformations it names.
     """
-    from .report import check_classes, variant_cells
+    from .figures import check_classes, variant_cells
 
     names = list(TRANSFORMS) if transforms is None else list(dict.fromkeys(transforms))
     strengths = dict(strengths or {})

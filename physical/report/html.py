@@ -20,8 +20,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from .attacks import method_rank
-from .manifest import write_atomic
+from ..attacks import method_rank
+from ..files import write_atomic
 from .metrics import Rate
 
 HTML_NAME = "report.html"
@@ -485,7 +485,7 @@ def render_html(*, manifest: dict[str, Any], figures: Sequence[dict[str, Any]],
                 predictions: Sequence[dict[str, Any]], captures: Path, printouts: Path,
                 plots: Sequence[Path] = (), notes: Sequence[str] = (), gallery: int = GALLERY_SIZE) -> str:
     """The report page as a string (see :func:`write_html`)."""
-    from .report import METHOD_NAMES, cells_in_order
+    from .figures import METHOD_NAMES, cells_in_order
 
     names = dict(METHOD_NAMES)
     # figures.csv rows are strings: the same as figures.json's once the numbers are numbers
@@ -557,7 +557,7 @@ def render_html(*, manifest: dict[str, Any], figures: Sequence[dict[str, Any]],
                                             + "</ol>" if sub else "") + "</li>" for i, t, sub in toc) + "</ol>"
     notes_html = ("<ul class=\"notes\">" + "".join(f"<li>{e(n)}</li>" for n in notes) + "</ul>") if notes else ""
     generated = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    from . import __version__
+    from ..version import __version__
 
     return (
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"

@@ -52,7 +52,7 @@ Outputs, all in ``out/`` (default ``photos/``):
 
   ``homography`` is a 3 x 3 matrix ``H`` (``H[2][2] == 1``) mapping page
   millimetres ``(x, y, 1)`` (x right, y down from the page's top-left corner,
-  as in ``layout.py``) to pixel coordinates ``(u, v, 1) ~ H @ (x, y, 1)`` of
+  as in ``physical/sheets/layout.py``) to pixel coordinates ``(u, v, 1) ~ H @ (x, y, 1)`` of
   the photo AS DISPLAYED, i.e. after applying its EXIF orientation, with
   OpenCV's convention that ``(0, 0)`` is the centre of the top-left pixel.
   Re-running merges into the file: entries of the same photo names are
@@ -71,9 +71,10 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from .errors import PhysicalError
-from .layout import Page
-from .manifest import MANIFEST_NAME, manifest_pages, read_manifest, write_atomic
+from ..errors import PhysicalError
+from ..files import write_atomic
+from ..sheets.layout import Page
+from ..sheets.manifest import MANIFEST_NAME, manifest_pages, read_manifest
 
 GROUND_TRUTH_NAME = "ground-truth.json"
 PDF_NAME = "sheets.pdf"

@@ -18,13 +18,11 @@ from importlib import resources
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
 import torch
-from PIL import Image
 
-from .errors import PhysicalError
-from .models import Classifier
-from .photo_io import PHOTO_SUFFIXES, PhotoError, read_photo
+from ..errors import PhysicalError
+from ..models import Classifier, open_rgb, preprocess
+from ..photo_io import PHOTO_SUFFIXES, PhotoError
 
 IMAGE_SUFFIXES = PHOTO_SUFFIXES
 PREDICTED = "predicted"
@@ -38,35 +36,6 @@ class Picture:
     source: str
     label: int | None
     image: torch.Tensor
-
-
-def quantize_8bit(x: torch.Tensor) -> torch.Tensor:
-    """Round images in [0, 1] to the nearest of the 256 printable levels."""
-    return torch.round(x.clamp(0.0, 1.0) * 255.0) / 255.0
-
-
-def to_uint8(x: torch.Tensor) -> np.ndarray:
-    """(3, H, W) in [0, 1] -> (H, W, 3) uint8 array."""
-    return torch.round(x.clamp(0.0, 1.0) * 255.0).to(torch.uint8).permute(1, 2, 0).cpu().numpy()
-
-
-def open_rgb(path: Path) -> Image.Image:
-    """Open any still image as upright 8-bit RGB (the same reader as ingest's; raises PhotoError)."""
-    return Image.fromarray(read_photo(path)[1])
-
-
-def preprocess(im: Image.Image, model: Classifier) -> torch.Tensor:
-    """PIL image -> (3, H, W) in [0, 1] at the model's input size, on the 8-bit grid."""
-    import torchvision.transforms.v2.functional as TF
-    from torchvision.transforms import InterpolationMode
-
-    x = TF.to_dtype(TF.to_image(im), torch.float32, scale=True)
-    h, w = model.input_size
-    if x.shape[-2:] != (h, w):
-        x = TF.resize(x, [model.resize_size], interpolation=InterpolationMode(model.interpolation),
-                      antialias=True)
-        x = TF.center_crop(x, [h, w])
-    return quantize_8bit(x)
 
 
 def _norm(name: str) -> str:

@@ -6,7 +6,7 @@ computed for each model:
 
 - accuracy, top-1 and top-5, of the photographed clean and adversarial images
   and of their digital originals, per method and eps (the paper's Table 1-2);
-- the destruction rate (Eq. 1, :mod:`physical.metrics`) in the *average* case
+- the destruction rate (Eq. 1, :mod:`.metrics`) in the *average* case
   (every image) and the *prefiltered* case (:func:`prefiltered`).
 
 Counting: each photo of a slot is one observation, so a page photographed
@@ -28,115 +28,22 @@ from typing import Any, Callable, Iterable, Sequence
 
 import torch
 
-from .attacks import METHOD_SHORT, method_rank
-from .errors import PhysicalError
-from .manifest import read_manifest, write_atomic
-from .metrics import Rate, accuracy, correct_at, destruction_rate
-from .models import Classifier, load_model
-from .pictures import open_rgb, preprocess
+from ..capture.store import INDEX_NAME, STATE_NAME
+from ..errors import PhysicalError
+from ..files import write_atomic
+from ..models import Classifier, load_model
+from ..sheets.manifest import read_manifest
+from .figures import (PREFILTER_CONFIDENCE, Observation, check_classes, figure_rows, load_images, predict, tables)
+from .metrics import Rate
 
 REPORT_DIR = "report"
-PREFILTER_CONFIDENCE = 0.8
-TOPK = (1, 5)
 Progress = Callable[[str, int, int], None]
-
-
-@dataclass(frozen=True)
-class Top5:
-    """A model's top-5 on one image: class indices and probabilities, best first."""
-
-    index: tuple[int, ...]
-    prob: tuple[float, ...]
-
-    def ok(self, label: int, k: int) -> bool:
-        return correct_at(self.index, label, k)
-
-
-@dataclass(frozen=True)
-class Observation:
-    """One transformed copy of one (image, variant): a photo crop or a simulated one."""
-
-    image_id: str
-    variant: str
-    top5: Top5
-
-
-@torch.no_grad()
-def predict(model: Classifier, x: torch.Tensor, batch_size: int = 256) -> list[Top5]:
-    """Top-5 of each image. x: (N, 3, H, W) in [0, 1] at the model's input size."""
-    out: list[Top5] = []
-    for i in range(0, len(x), batch_size):
-        probs = model(x[i:i + batch_size].to(model.device)).softmax(dim=1)
-        p, idx = probs.topk(min(5, probs.shape[1]), dim=1)
-        out += [Top5(tuple(a), tuple(round(b, 6) for b in q)) for a, q in zip(idx.tolist(), p.tolist())]
-    return out
-
-
-def load_images(paths: Sequence[Path], model: Classifier) -> torch.Tensor:
-    """(N, 3, H, W) in [0, 1]: the files through the model's own preprocessing."""
-    return torch.stack([preprocess(open_rgb(p), model) for p in paths])
-
-
-def prefiltered(clean: Top5, adv: Top5, label: int) -> bool:
-    """The paper's prefiltered case: clean right (top-1), adversarial wrong in top-1 and top-5,
-    and the top prediction confident (>= 0.8) for both the clean and the adversarial image."""
-    return (clean.ok(label, 1) and not adv.ok(label, 5)
-            and clean.prob[0] >= PREFILTER_CONFIDENCE and adv.prob[0] >= PREFILTER_CONFIDENCE)
-
-
-def variant_cells(manifest: dict[str, Any]) -> list[tuple[str, int, str]]:
-    """The (method, eps, variant name) of every adversarial variant, in the manifest's order."""
-    first = manifest["images"][0]["variants"]
-    return [(v["method"], v["eps"], v["name"]) for v in first if v["method"] is not None]
-
-
-def tables(manifest: dict[str, Any], digital: dict[tuple[str, str], Top5],
-           observations: Sequence[Observation]) -> list[dict[str, Any]]:
-    """The accuracy and destruction-rate figures of one model and one source of transformed images.
-
-    digital: (image id, variant) -> the model's top-5 on the digital image.
-    observations: the transformed copies (each photo of a slot, or each simulated image).
-    Returns flat records: {case, table, method, eps, metric, variant, rate (Rate)}.
-    """
-    labels = {rec["id"]: int(rec["label"]) for rec in manifest["images"]}
-    by_variant: dict[str, list[Observation]] = {}
-    for o in observations:
-        by_variant.setdefault(o.variant, []).append(o)
-    clean_obs = by_variant.get("clean", [])
-    records: list[dict[str, Any]] = []
-
-    def add(case: str, table: str, method: str, eps: int, metric: str, variant: str, rate: Rate) -> None:
-        records.append({"case": case, "table": table, "method": method, "eps": eps, "metric": metric,
-                        "variant": variant, "rate": rate})
-
-    for method, eps, name in variant_cells(manifest):
-        adv_obs = by_variant.get(name, [])
-        seen = sorted({o.image_id for o in adv_obs} | {o.image_id for o in clean_obs})
-        keep = {i for i in seen if prefiltered(digital[(i, "clean")], digital[(i, name)], labels[i])}
-        for case, chosen in (("average", set(seen)), ("prefiltered", keep)):
-            adv_c = [o for o in adv_obs if o.image_id in chosen]
-            clean_c = [o for o in clean_obs if o.image_id in chosen]
-            for k in TOPK:
-                metric = f"top{k}"
-                add(case, "accuracy", method, eps, metric, "transformed_clean",
-                    accuracy(o.top5.ok(labels[o.image_id], k) for o in clean_c))
-                add(case, "accuracy", method, eps, metric, "transformed_adv",
-                    accuracy(o.top5.ok(labels[o.image_id], k) for o in adv_c))
-                add(case, "accuracy", method, eps, metric, "digital_clean",
-                    accuracy(digital[(i, "clean")].ok(labels[i], k) for i in sorted(chosen)))
-                add(case, "accuracy", method, eps, metric, "digital_adv",
-                    accuracy(digital[(i, name)].ok(labels[i], k) for i in sorted(chosen)))
-                add(case, "destruction", method, eps, metric, "adv", destruction_rate(
-                    [digital[(o.image_id, "clean")].ok(labels[o.image_id], k) for o in adv_c],
-                    [digital[(o.image_id, name)].ok(labels[o.image_id], k) for o in adv_c],
-                    [o.top5.ok(labels[o.image_id], k) for o in adv_c]))
-    return records
 
 
 def read_captures(captures: Path, manifest: dict[str, Any]) -> list[dict[str, str]]:
     """The index rows of ``captures/``, checked against the experiment; one-line errors."""
-    index = Path(captures) / "index.csv"
-    state = Path(captures) / "ingest.json"
+    index = Path(captures) / INDEX_NAME
+    state = Path(captures) / STATE_NAME
     if not index.is_file() or not state.is_file():
         raise PhysicalError(f"{captures}: no ingested photos (index.csv missing); run `physical ingest PHOTOS_DIR` "
                             "first, or `physical report --simulated-only` for figures before printing")
@@ -154,14 +61,6 @@ def read_captures(captures: Path, manifest: dict[str, Any]) -> list[dict[str, st
     return rows
 
 
-def check_classes(model: Classifier, manifest: dict[str, Any]) -> None:
-    names = manifest["model"]["class_names"]
-    if list(model.class_names) != list(names):
-        raise PhysicalError(f"model {model.model_id} has {len(model.class_names)} classes that do not match the "
-                            f"experiment's {len(names)} ({manifest['model']['id']}); choose a model trained on the "
-                            "same classes")
-
-
 def digital_images(model: Classifier, manifest: dict[str, Any],
                    printouts: Path) -> tuple[list[tuple[str, str]], torch.Tensor]:
     """Every digital PNG of the experiment: keys (image id, variant) and (N, 3, H, W) in [0, 1]."""
@@ -173,7 +72,7 @@ def digital_images(model: Classifier, manifest: dict[str, Any],
 def simulated_observations(model: Classifier, keys: Sequence[tuple[str, str]], x: torch.Tensor,
                            preset: str, seed: int = 0, batch_size: int = 256) -> list[Observation]:
     """Each digital image once through the Kornia print-and-photo channel (:mod:`physical.channel`)."""
-    from .channel import simulate
+    from ..channel import simulate
 
     with torch.no_grad():
         y = torch.cat([simulate(x[i:i + batch_size].to(model.device), preset, seed + i)
@@ -186,17 +85,6 @@ def photo_observations(model: Classifier, captures: Path, rows: Sequence[dict[st
     files = [Path(captures) / r["crop"] for r in rows]
     preds = predict(model, load_images(files, model), batch_size)
     return [Observation(r["image_id"], r["variant"], p) for r, p in zip(rows, preds)]
-
-
-def figure_rows(model_id: str, source: str, records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Flat, JSON/CSV-ready figure rows (the columns documented in the README)."""
-    out = []
-    for r in records:
-        rate: Rate = r["rate"]
-        out.append({"model": model_id, "source": source, "case": r["case"], "table": r["table"],
-                    "method": r["method"], "eps": r["eps"], "metric": r["metric"], "variant": r["variant"],
-                    **rate.as_dict()})
-    return out
 
 
 ARTIFICIAL_COLUMNS = ("transform", "strength", "method", "eps", "metric", "k", "n", "value", "ci_low", "ci_high",
@@ -292,14 +180,14 @@ def make_report(captures: Path = Path("captures"), *, printouts: Path = Path("pr
     whose figures are computed beside the photos' (None: none); with ``simulated_only``
     no photos are needed (figures before anything is printed; default ``out`` is then
     ``printouts/report``). ``artificial``: also sweep the paper's artificial
-    transformations (:mod:`physical.transforms`) with the experiment's model.
+    transformations (:mod:`physical.report.artificial`) with the experiment's model.
     """
     progress = progress or (lambda stage, done, total: None)
     manifest = read_manifest(printouts)
     if simulated_only and simulated is None:
         raise PhysicalError("--simulated-only needs a channel preset (--simulated mild|typical|harsh)")
     if simulated is not None:
-        from .channel import PRESETS
+        from ..channel import PRESETS
 
         if simulated not in PRESETS:
             raise PhysicalError(f"--simulated {simulated}: choose one of {', '.join(PRESETS)}")
@@ -355,82 +243,15 @@ def make_report(captures: Path = Path("captures"), *, printouts: Path = Path("pr
     write_atomic(out / "predictions.csv", _csv_bytes(predictions, PREDICTION_COLUMNS))
     plots: list[Path] = []
     if artificial:
-        from .transforms import plot_sweeps, sweep
+        from .artificial import plot_sweeps, sweep
 
         with _warnings_to(warn):
             sweep_rows = sweep(classifiers[0], printouts, batch_size=batch_size, progress=progress)
         write_atomic(out / "artificial.csv", _csv_bytes(_artificial_rows(sweep_rows), ARTIFICIAL_COLUMNS))
         plots = plot_sweeps(sweep_rows, out / "plots")
-    from .report_html import notes_from_meta, write_html
+    from .html import notes_from_meta, write_html
 
     write_html(out / "report.html", manifest=manifest, figures=figures, predictions=predictions,
                captures=Path(captures), printouts=Path(printouts), plots=plots, notes=notes_from_meta(meta))
     return ReportResult(out=out, manifest=manifest, figures=figures, n_crops=len(rows), n_photos=n_photos,
                         models=[m.model_id for m in classifiers])
-
-
-def lookup(figures: Sequence[dict[str, Any]], **match: Any) -> list[dict[str, Any]]:
-    """Figure rows whose fields equal ``match``."""
-    return [f for f in figures if all(f.get(k) == v for k, v in match.items())]
-
-
-def rate_of(row: dict[str, Any]) -> Rate:
-    return Rate(int(row["k"]), int(row["n"]))
-
-
-def cells_in_order(figures: Sequence[dict[str, Any]]) -> list[tuple[str, int]]:
-    seen: dict[tuple[str, int], None] = {}
-    for f in figures:
-        seen.setdefault((f["method"], f["eps"]), None)
-    # The paper's method order; eps from large to small within a method.
-    return sorted(seen, key=lambda c: (method_rank(c[0]), -c[1]))
-
-
-
-
-METHOD_NAMES = METHOD_SHORT
-
-
-def _pct(rate: Rate) -> str:
-    return "n/a" if rate.value is None else f"{100 * rate.value:.0f}"
-
-
-def _rate_cell(rate: Rate) -> str:
-    """Two lines that fit a narrow column: ``"25%  n=8"`` over ``"[7, 59]"``."""
-    if not rate.n:
-        return rate.format(0)     # the one spelling of an empty denominator
-    lo, hi = rate.interval
-    return f"{100 * rate.value:.0f}%  n={rate.n}\n[{100 * lo:.0f}, {100 * hi:.0f}]"
-
-
-def render_tables(figures: Sequence[dict[str, Any]], source: str = "photo", model: str | None = None) -> list[Any]:
-    """rich Tables in the paper's layout for one model and one source of transformed images."""
-    from rich.table import Table
-
-    model = model or figures[0]["model"]
-    fig = [f for f in figures if f["model"] == model and f["source"] == source]
-    what = "photos" if source == "photo" else source
-    out = []
-    acc = Table(title=f"Accuracy % top-1 / top-5, average case ({what}; {model})", title_justify="left")
-    acc.add_column("method, eps")
-    for col in ("clean, transformed", "adv., transformed", "clean, digital", "adv., digital"):
-        acc.add_column(col.replace("transformed", "photo" if source == "photo" else "simulated"), justify="right")
-    dr = Table(title=f"Destruction rate with 95% interval ({what}; {model})", title_justify="left")
-    dr.add_column("method, eps")
-    for col in ("average, top-1", "average, top-5", "prefiltered, top-1", "prefiltered, top-5"):
-        dr.add_column(col, justify="right")
-    for method, eps in cells_in_order(fig):
-        cell = [f for f in fig if f["method"] == method and f["eps"] == eps]
-
-        def pair(case: str, table: str, variant: str) -> str:
-            r1, r5 = (rate_of(lookup(cell, case=case, table=table, variant=variant, metric=m)[0])
-                      for m in ("top1", "top5"))
-            return f"{_pct(r1)} / {_pct(r5)}  n={r1.n}"
-
-        label = f"{METHOD_NAMES.get(method, method)} ε={eps}"
-        acc.add_row(label, *(pair("average", "accuracy", v) for v in
-                             ("transformed_clean", "transformed_adv", "digital_clean", "digital_adv")))
-        dr.add_row(label, *(_rate_cell(rate_of(lookup(cell, case=c, table="destruction", metric=m)[0]))
-                            for c in ("average", "prefiltered") for m in ("top1", "top5")))
-    out += [acc, dr]
-    return out

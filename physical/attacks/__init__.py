@@ -1,0 +1,25 @@
+"""The attacks, as plain functions on images in [0, 1], NCHW (the paper's section 2).
+
+Images are tensors in [0, 1]; ``eps`` and ``alpha`` are in the same units (the
+paper's eps = 8 intensity levels is ``8 / 255`` here). Every function is pure:
+the model is used as it is (put it in eval mode), only the gradient with
+respect to the input is computed, and no parameter ``.grad`` is touched.
+
+One module per attack family:
+
+- :mod:`.fgsm`: :func:`fast` (FGSM), ``clip01(x + eps * sign(grad J(x, y)))``;
+- :mod:`.iterative`: :func:`basic_iterative` and :func:`least_likely`;
+- :mod:`.grid`: :func:`attack_grid`, every (method, eps) of the three at once;
+- :mod:`.gradient`: the input gradient and ``Clip_{X,eps}`` they share;
+- :mod:`.methods`: method names and order, the eps rule, ``--eps`` parsing.
+"""
+from .fgsm import fast
+from .gradient import clip_eps, input_gradient
+from .grid import attack_grid
+from .iterative import basic_iterative, least_likely, least_likely_class
+from .methods import (EPS_MAX, EPS_MIN, METHOD_SHORT, METHOD_TITLES, METHODS, eps_steps, method_rank,
+                      parse_eps_levels)
+
+__all__ = ["EPS_MAX", "EPS_MIN", "METHODS", "METHOD_SHORT", "METHOD_TITLES", "attack_grid", "basic_iterative",
+           "clip_eps", "eps_steps", "fast", "input_gradient", "least_likely", "least_likely_class", "method_rank",
+           "parse_eps_levels"]

@@ -1,0 +1,55 @@
+"""The attack methods' names, order and eps rule: the one place every stage reads them from.
+
+``METHODS`` is the paper's order (fast, basic iterative, least-likely); every
+table, plot and label follows it. Eps is given in 0-255 intensity levels on the
+command line and in [0, 1] to the attack functions.
+"""
+from __future__ import annotations
+
+import math
+from typing import Iterable
+
+METHODS = ("fast", "bim", "ll")
+# The paper's order and names, for every table, plot and label.
+METHOD_TITLES = {"fast": "fast (FGSM)", "bim": "basic iterative", "ll": "iterative least-likely"}
+METHOD_SHORT = {"fast": "fast", "bim": "basic iter.", "ll": "least-likely"}
+
+
+def method_rank(method: str) -> int:
+    """Position in the paper's order (fast, basic iterative, least-likely); unknown names last."""
+    return METHODS.index(method) if method in METHODS else len(METHODS)
+
+
+def eps_steps(eps: float) -> int:
+    """The paper's number of iterations: ``floor(min(eps*255 + 4, 1.25 * eps*255))``.
+
+    ``eps`` is in [0, 1]; eps 2, 4, 8, 16 (/255) give 2, 5, 10, 20 steps.
+    """
+    # Round first: 4/255*255 is 3.9999999999999996 in floating point.
+    levels = round(eps * 255, 6)
+    return math.floor(min(levels + 4, 1.25 * levels))
+
+
+EPS_MIN, EPS_MAX = 1, 64
+
+
+def parse_eps_levels(values: str | Iterable[int | float | str]) -> list[int]:
+    """Eps in 0-255 levels from ``"2,4,8,16"`` or a sequence; each a whole number in 1..64.
+
+    Raises ValueError naming the bad value. Returns sorted unique levels.
+    """
+    items = values.split(",") if isinstance(values, str) else list(values)
+    levels: list[int] = []
+    for item in items:
+        text = str(item).strip()
+        try:
+            value = float(text)
+        except ValueError:
+            value = float("nan")
+        if not (value == value and value.is_integer() and EPS_MIN <= value <= EPS_MAX):
+            raise ValueError(f"eps '{text}' is not a whole number of intensity levels in "
+                             f"{EPS_MIN}..{EPS_MAX} (the paper uses 2,4,8,16)")
+        levels.append(int(value))
+    if not levels:
+        raise ValueError("no eps given; e.g. --eps 2,4,8,16")
+    return sorted(set(levels))

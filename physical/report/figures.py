@@ -1,0 +1,163 @@
+"""What every part of the report shares: classifying images, the paper's figures, and reading them back.
+
+- :func:`predict`: a model's top-5 on a batch of images (:class:`Top5`);
+- :func:`tables`: the accuracy and destruction-rate figures of one model and
+  one source of transformed images (photos, the simulated channel, an
+  artificial transformation), as flat records with a :class:`Rate` each;
+- :func:`figure_rows`, :func:`lookup`, :func:`rate_of`, :func:`cells_in_order`:
+  the flat rows written to ``figures.csv``/``.json`` and how the tables, the
+  HTML page and the plots read them;
+- ``METHOD_NAMES``: the short method names of every table.
+
+Counting: each photo of a slot is one observation, so a page photographed
+twice counts its images twice (the report says so). Digital figures count each
+picture once. Every figure carries its k, n and Wilson 95% interval; an empty
+denominator is reported as n/a, never as 0.
+
+The terminal tables (:mod:`.terminal`), the HTML page (:mod:`.html`) and the
+artificial sweeps (:mod:`.artificial`) import this module and never each other.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import torch
+
+from ..attacks import METHOD_SHORT, method_rank
+from ..errors import PhysicalError
+from ..models import Classifier, open_rgb, preprocess
+from .metrics import Rate, accuracy, correct_at, destruction_rate
+
+PREFILTER_CONFIDENCE = 0.8
+TOPK = (1, 5)
+METHOD_NAMES = METHOD_SHORT
+
+
+@dataclass(frozen=True)
+class Top5:
+    """A model's top-5 on one image: class indices and probabilities, best first."""
+
+    index: tuple[int, ...]
+    prob: tuple[float, ...]
+
+    def ok(self, label: int, k: int) -> bool:
+        return correct_at(self.index, label, k)
+
+
+@dataclass(frozen=True)
+class Observation:
+    """One transformed copy of one (image, variant): a photo crop or a simulated one."""
+
+    image_id: str
+    variant: str
+    top5: Top5
+
+
+@torch.no_grad()
+def predict(model: Classifier, x: torch.Tensor, batch_size: int = 256) -> list[Top5]:
+    """Top-5 of each image. x: (N, 3, H, W) in [0, 1] at the model's input size."""
+    out: list[Top5] = []
+    for i in range(0, len(x), batch_size):
+        probs = model(x[i:i + batch_size].to(model.device)).softmax(dim=1)
+        p, idx = probs.topk(min(5, probs.shape[1]), dim=1)
+        out += [Top5(tuple(a), tuple(round(b, 6) for b in q)) for a, q in zip(idx.tolist(), p.tolist())]
+    return out
+
+
+def load_images(paths: Sequence[Path], model: Classifier) -> torch.Tensor:
+    """(N, 3, H, W) in [0, 1]: the files through the model's own preprocessing."""
+    return torch.stack([preprocess(open_rgb(p), model) for p in paths])
+
+
+def prefiltered(clean: Top5, adv: Top5, label: int) -> bool:
+    """The paper's prefiltered case: clean right (top-1), adversarial wrong in top-1 and top-5,
+    and the top prediction confident (>= 0.8) for both the clean and the adversarial image."""
+    return (clean.ok(label, 1) and not adv.ok(label, 5)
+            and clean.prob[0] >= PREFILTER_CONFIDENCE and adv.prob[0] >= PREFILTER_CONFIDENCE)
+
+
+def variant_cells(manifest: dict[str, Any]) -> list[tuple[str, int, str]]:
+    """The (method, eps, variant name) of every adversarial variant, in the manifest's order."""
+    first = manifest["images"][0]["variants"]
+    return [(v["method"], v["eps"], v["name"]) for v in first if v["method"] is not None]
+
+
+def tables(manifest: dict[str, Any], digital: dict[tuple[str, str], Top5],
+           observations: Sequence[Observation]) -> list[dict[str, Any]]:
+    """The accuracy and destruction-rate figures of one model and one source of transformed images.
+
+    digital: (image id, variant) -> the model's top-5 on the digital image.
+    observations: the transformed copies (each photo of a slot, or each simulated image).
+    Returns flat records: {case, table, method, eps, metric, variant, rate (Rate)}.
+    """
+    labels = {rec["id"]: int(rec["label"]) for rec in manifest["images"]}
+    by_variant: dict[str, list[Observation]] = {}
+    for o in observations:
+        by_variant.setdefault(o.variant, []).append(o)
+    clean_obs = by_variant.get("clean", [])
+    records: list[dict[str, Any]] = []
+
+    def add(case: str, table: str, method: str, eps: int, metric: str, variant: str, rate: Rate) -> None:
+        records.append({"case": case, "table": table, "method": method, "eps": eps, "metric": metric,
+                        "variant": variant, "rate": rate})
+
+    for method, eps, name in variant_cells(manifest):
+        adv_obs = by_variant.get(name, [])
+        seen = sorted({o.image_id for o in adv_obs} | {o.image_id for o in clean_obs})
+        keep = {i for i in seen if prefiltered(digital[(i, "clean")], digital[(i, name)], labels[i])}
+        for case, chosen in (("average", set(seen)), ("prefiltered", keep)):
+            adv_c = [o for o in adv_obs if o.image_id in chosen]
+            clean_c = [o for o in clean_obs if o.image_id in chosen]
+            for k in TOPK:
+                metric = f"top{k}"
+                add(case, "accuracy", method, eps, metric, "transformed_clean",
+                    accuracy(o.top5.ok(labels[o.image_id], k) for o in clean_c))
+                add(case, "accuracy", method, eps, metric, "transformed_adv",
+                    accuracy(o.top5.ok(labels[o.image_id], k) for o in adv_c))
+                add(case, "accuracy", method, eps, metric, "digital_clean",
+                    accuracy(digital[(i, "clean")].ok(labels[i], k) for i in sorted(chosen)))
+                add(case, "accuracy", method, eps, metric, "digital_adv",
+                    accuracy(digital[(i, name)].ok(labels[i], k) for i in sorted(chosen)))
+                add(case, "destruction", method, eps, metric, "adv", destruction_rate(
+                    [digital[(o.image_id, "clean")].ok(labels[o.image_id], k) for o in adv_c],
+                    [digital[(o.image_id, name)].ok(labels[o.image_id], k) for o in adv_c],
+                    [o.top5.ok(labels[o.image_id], k) for o in adv_c]))
+    return records
+
+
+def check_classes(model: Classifier, manifest: dict[str, Any]) -> None:
+    names = manifest["model"]["class_names"]
+    if list(model.class_names) != list(names):
+        raise PhysicalError(f"model {model.model_id} has {len(model.class_names)} classes that do not match the "
+                            f"experiment's {len(names)} ({manifest['model']['id']}); choose a model trained on the "
+                            "same classes")
+
+
+def figure_rows(model_id: str, source: str, records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Flat, JSON/CSV-ready figure rows (the columns documented in the README)."""
+    out = []
+    for r in records:
+        rate: Rate = r["rate"]
+        out.append({"model": model_id, "source": source, "case": r["case"], "table": r["table"],
+                    "method": r["method"], "eps": r["eps"], "metric": r["metric"], "variant": r["variant"],
+                    **rate.as_dict()})
+    return out
+
+
+def lookup(figures: Sequence[dict[str, Any]], **match: Any) -> list[dict[str, Any]]:
+    """Figure rows whose fields equal ``match``."""
+    return [f for f in figures if all(f.get(k) == v for k, v in match.items())]
+
+
+def rate_of(row: dict[str, Any]) -> Rate:
+    return Rate(int(row["k"]), int(row["n"]))
+
+
+def cells_in_order(figures: Sequence[dict[str, Any]]) -> list[tuple[str, int]]:
+    seen: dict[tuple[str, int], None] = {}
+    for f in figures:
+        seen.setdefault((f["method"], f["eps"]), None)
+    # The paper's method order; eps from large to small within a method.
+    return sorted(seen, key=lambda c: (method_rank(c[0]), -c[1]))

@@ -1,0 +1,52 @@
+"""The report's terminal tables (rich), in the paper's layout."""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+from .figures import METHOD_NAMES, cells_in_order, lookup, rate_of
+from .metrics import Rate
+
+
+def _pct(rate: Rate) -> str:
+    return "n/a" if rate.value is None else f"{100 * rate.value:.0f}"
+
+
+def _rate_cell(rate: Rate) -> str:
+    """Two lines that fit a narrow column: ``"25%  n=8"`` over ``"[7, 59]"``."""
+    if not rate.n:
+        return rate.format(0)     # the one spelling of an empty denominator
+    lo, hi = rate.interval
+    return f"{100 * rate.value:.0f}%  n={rate.n}\n[{100 * lo:.0f}, {100 * hi:.0f}]"
+
+
+def render_tables(figures: Sequence[dict[str, Any]], source: str = "photo", model: str | None = None) -> list[Any]:
+    """rich Tables in the paper's layout for one model and one source of transformed images."""
+    from rich.table import Table
+
+    model = model or figures[0]["model"]
+    fig = [f for f in figures if f["model"] == model and f["source"] == source]
+    what = "photos" if source == "photo" else source
+    out = []
+    acc = Table(title=f"Accuracy % top-1 / top-5, average case ({what}; {model})", title_justify="left")
+    acc.add_column("method, eps")
+    for col in ("clean, transformed", "adv., transformed", "clean, digital", "adv., digital"):
+        acc.add_column(col.replace("transformed", "photo" if source == "photo" else "simulated"), justify="right")
+    dr = Table(title=f"Destruction rate with 95% interval ({what}; {model})", title_justify="left")
+    dr.add_column("method, eps")
+    for col in ("average, top-1", "average, top-5", "prefiltered, top-1", "prefiltered, top-5"):
+        dr.add_column(col, justify="right")
+    for method, eps in cells_in_order(fig):
+        cell = [f for f in fig if f["method"] == method and f["eps"] == eps]
+
+        def pair(case: str, table: str, variant: str) -> str:
+            r1, r5 = (rate_of(lookup(cell, case=case, table=table, variant=variant, metric=m)[0])
+                      for m in ("top1", "top5"))
+            return f"{_pct(r1)} / {_pct(r5)}  n={r1.n}"
+
+        label = f"{METHOD_NAMES.get(method, method)} ε={eps}"
+        acc.add_row(label, *(pair("average", "accuracy", v) for v in
+                             ("transformed_clean", "transformed_adv", "digital_clean", "digital_adv")))
+        dr.add_row(label, *(_rate_cell(rate_of(lookup(cell, case=c, table="destruction", metric=m)[0]))
+                            for c in ("average", "prefiltered") for m in ("top1", "top5")))
+    out += [acc, dr]
+    return out
