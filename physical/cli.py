@@ -83,7 +83,9 @@ def make_sheets_cmd(
                                                     "ll (iterative least-likely class)."),
     eps: str = typer.Option("2,4,8,16", help="Perturbation sizes in 0-255 levels, each in 1..64."),
     paper: str = typer.Option("a4", help="a4 or letter."),
-    image_size_mm: float = typer.Option(25.0, help="Printed width of each image in millimetres."),
+    image_size_mm: Optional[float] = typer.Option(
+        None, help="Printed width of each image in millimetres [default: from the model's input size: 25 for "
+                   "32 px, 45 for 299 px; smaller if a picture's variants would not fit a page]."),
     out_dir: Path = typer.Option(Path("printouts"), "--out", help="Output folder."),
     force: bool = typer.Option(False, "--force", help="Replace an experiment already in --out."),
     batch_size: int = typer.Option(16, help="Pictures attacked at once."),
@@ -178,6 +180,14 @@ def ingest_cmd(
     for o in r.skipped:
         see = f" (see {r.out / o.overlay})" if o.overlay else ""
         out.print(f"  skipped {o.photo}: {o.reason}{see}", markup=False, soft_wrap=True)
+    for o in r.already:
+        if o.reason != "already ingested":
+            out.print(f"  {o.photo}: {o.reason}", markup=False, soft_wrap=True)
+    if r.dropped:
+        out.print(f"{len(r.dropped)} images dropped, not verified (in {r.out / 'ingest.json'} with their reason, "
+                  f"crossed out in the overlays):", soft_wrap=True)
+        for reason, count in r.dropped_reasons():
+            out.print(f"  {count} {'image' if count == 1 else 'images'}: {reason}", markup=False, soft_wrap=True)
     out.print(f"pages photographed: {page_ranges(r.pages_seen) or 'none'} (of {r.n_pages})", soft_wrap=True)
     if r.pages_missing:
         out.print(f"pages never photographed: {page_ranges(r.pages_missing)}", soft_wrap=True)

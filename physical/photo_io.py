@@ -23,11 +23,15 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 # File name suffixes ingest reads (lower case); other files are not photos.
 PHOTO_SUFFIXES = frozenset({".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".webp", ".tif", ".tiff", ".bmp",
                             ".gif", ".heic", ".heif"})
-# Refuse pictures above this many pixels: a 100 MP photo already takes
-# 300 MB as RGB; bigger ones are almost surely not phone photos (or are
+# Refuse pictures above this many pixels: phones take up to 200 MP (108 and
+# 200 MP sensors exist); bigger ones are almost surely not phone photos (or are
 # decompression bombs). Pillow's own bomb check is set to the same limit.
-MAX_PIXELS = 100_000_000
+MAX_PIXELS = 210_000_000
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+# decode_reduced brings photos above this many pixels down by a power of two:
+# a whole page in 50 MP still has ~20 photo px per mm, more than any crop needs,
+# and the RGB array stays under 150 MB whatever the sensor.
+WORK_PIXELS = 50_000_000
 
 # Formats in which several frames mean an animation. Multi-frame MPO (phone
 # JPEG plus depth map or preview), TIFF and HEIF use their first image.
@@ -182,6 +186,49 @@ def decode_photo(data: bytes) -> np.ndarray:
         return np.ascontiguousarray(rgb, dtype=np.uint8)
     finally:
         im.close()
+
+
+def decode_reduced(data: bytes, work_pixels: int | None = None) -> tuple[np.ndarray, int]:
+    """Like :func:`decode_photo`, but a photo of more than ``work_pixels`` pixels comes back reduced
+    by the smallest power of two ``k`` (2, 4 or 8) that brings it under, with bounded memory: a JPEG is
+    decoded at 1/k scale by libjpeg itself, never at full size.
+
+    Returns ``(rgb, k)``. Pixel ``(u, v)`` of ``rgb`` is the mean of the k x k block whose centre is
+    ``((u + 0.5) k - 0.5, (v + 0.5) k - 0.5)`` in the full-size upright photo (the last
+    partial block, if any, is dropped).
+    """
+    if not data:
+        raise PhotoError("empty file (0 bytes)")
+    work_pixels = WORK_PIXELS if work_pixels is None else work_pixels
+    im = _open(data)
+    try:
+        w, h = im.size
+        fmt, mode = (im.format or "").upper(), im.mode
+        orientation = _orientation(im)
+    finally:
+        im.close()
+    if w * h <= work_pixels or w * h > MAX_PIXELS:
+        return decode_photo(data), 1
+    k = 2
+    while k < 8 and w * h > work_pixels * k * k:
+        k *= 2
+    # Phone sensors' sides are multiples of 8; other sizes (a partial block at the stored edge,
+    # which the EXIF rotation may move to the top or left) are decoded in full and reduced.
+    if fmt in ("JPEG", "MPO") and mode in ("RGB", "L") and w % k == 0 and h % k == 0:
+        flag = {2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4, 8: cv2.IMREAD_REDUCED_COLOR_8}[k]
+        try:
+            bgr = cv2.imdecode(np.frombuffer(data, np.uint8), flag | cv2.IMREAD_IGNORE_ORIENTATION)
+        except cv2.error:
+            bgr = None
+        if bgr is not None and bgr.ndim == 3 and bgr.shape[:2] == (h // k, w // k):
+            arr = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+            if orientation in _ORIENT:
+                arr = _ORIENT[orientation](arr)
+            return np.ascontiguousarray(arr), k
+    full = decode_photo(data)
+    hh, ww = (full.shape[0] // k) * k, (full.shape[1] // k) * k
+    small = cv2.resize(full[:hh, :ww], (ww // k, hh // k), interpolation=cv2.INTER_AREA)
+    return small, k
 
 
 def read_photo(path: Path) -> tuple[bytes, np.ndarray]:

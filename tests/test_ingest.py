@@ -156,6 +156,25 @@ def exp(tmp_path_factory):
             "rendered": rendered, "digital": digital, "pdf": pdf}
 
 
+FORMAT1 = Path(__file__).parent / "data" / "printouts-format1"
+
+
+@pytest.fixture(scope="module")
+def exp1(tmp_path_factory):
+    """Printouts made by physical 0.1.0 before registration marks (manifest format 1, corner codes only):
+    2 pictures x clean, fast e8 on one page, kept as they were written."""
+    root = tmp_path_factory.mktemp("format1")
+    shutil.copytree(FORMAT1, root / "printouts")
+    manifest = json.loads((root / "printouts" / "manifest.json").read_text())
+    assert manifest["format_version"] == 1 and "marks" not in manifest["layout"]["pages"][0]
+    pages = manifest_pages(manifest)
+    pdf = root / "printouts" / "sheets.pdf"
+    digital = {(rec["id"], v["name"]): np.asarray(Image.open(root / "printouts" / v["file"]).convert("RGB"))
+               for rec in manifest["images"] for v in rec["variants"]}
+    return {"root": root, "printouts": root / "printouts", "manifest": manifest, "pages": pages,
+            "rendered": [render(pdf, i) for i in range(len(pages))], "digital": digital, "pdf": pdf}
+
+
 def run(exp, photos: Path, out: Path, **kw) -> ing.IngestResult:
     return ing.ingest(photos, printouts=exp["printouts"], out=out, **kw)
 
@@ -197,6 +216,20 @@ def geometric_error(outcome: ing.PhotoOutcome, pages: list[Page], truth: dict[in
             true = codes.transform_points(truth[number], corners)
             side = np.linalg.norm(true[1] - true[0])  # photo px per crop width
             errs.append(np.linalg.norm(codes.transform_points(h_est, corners) - true, axis=1).max() / side)
+    return np.array(errs)
+
+
+def quad_error(rows: list[dict[str, str]], pages: list[Page], truth: dict[str, np.ndarray]) -> np.ndarray:
+    """Per index row: the largest distance between its ``quad`` and the slot's true corners
+    (photo name -> true page homography), as a fraction of the image width."""
+    errs = []
+    for r in rows:
+        slot = pages[int(r["page"]) - 1].slots[int(r["slot"])]
+        assert (slot.image_id, slot.variant) == (r["image_id"], r["variant"])
+        true = codes.transform_points(truth[r["photo"]], np.array(slot.rect.corners()))
+        quad = np.array([float(v) for v in r["quad"].split()]).reshape(4, 2)
+        side = np.linalg.norm(true[1] - true[0])
+        errs.append(np.linalg.norm(quad - true, axis=1).max() / side)
     return np.array(errs)
 
 
@@ -317,10 +350,11 @@ def test_registration_metric_catches_a_two_percent_error(exp):
     assert np.mean(np.array(good) < 0.01) >= 0.95
 
 
-def test_two_markers_are_enough_and_one_is_not(exp, tmp_path):
+def test_format1_printouts_two_markers_are_enough_and_one_is_not(exp1, tmp_path):
+    """Printouts from before the registration marks ingest as they did: one homography from the corner codes."""
     photos = tmp_path / "photos"
     photos.mkdir()
-    page, rendered = exp["pages"][0], exp["rendered"][0]
+    page, rendered = exp1["pages"][0], exp1["rendered"][0]
     wh = (2000, 1500)
     hom = homography(page.size_mm, wh, rot=-85, persp=0.1, seed=7)
     # The two top markers only: the homography is extrapolated over the whole page.
@@ -328,7 +362,7 @@ def test_two_markers_are_enough_and_one_is_not(exp, tmp_path):
     (photos / "diagonal.jpg").write_bytes(jpeg(photograph([(cover(rendered, page, {"TR", "BL"}), hom)], wh)))
     (photos / "one.jpg").write_bytes(jpeg(photograph([(cover(rendered, page, {"TR", "BR", "BL"}), hom)], wh)))
     out = tmp_path / "captures"
-    result = run(exp, photos, out)
+    result = run(exp1, photos, out)
     by = {o.photo: o for o in result.outcomes}
     assert by["top two.jpg"].status == "ingested" and by["top two.jpg"].markers_used == (2,)
     assert by["diagonal.jpg"].status == "ingested" and by["diagonal.jpg"].markers_used == (2,)
@@ -336,11 +370,32 @@ def test_two_markers_are_enough_and_one_is_not(exp, tmp_path):
     assert by["one.jpg"].status == "skipped"
     assert by["one.jpg"].reason.startswith("only 1 marker of page 1 found (TL)")
     for name in ("top two.jpg", "diagonal.jpg"):
-        err = geometric_error(by[name], exp["pages"], {1: hom})
+        err = geometric_error(by[name], exp1["pages"], {1: hom})
         assert err.max() < 0.01, (name, np.round(np.sort(err)[-3:], 4))
     rows = read_index(out)
+    assert len(rows) == 2 * len(page.slots)
     assert {r["markers_used"] for r in rows} == {"2"}
-    assert all("2 markers (BR/BL not found)" in r["warnings"] for r in rows if r["photo"] == "top two.jpg")
+    assert all("2 corner codes (BR/BL not found)" in r["warnings"] for r in rows if r["photo"] == "top two.jpg")
+    assert quad_error(rows, exp1["pages"], {"top two.jpg": hom, "diagonal.jpg": hom}).max() < 0.01
+    assert_registered(check_crops(exp1, out, rows))
+
+
+def test_one_corner_code_is_enough_with_registration_marks(exp, tmp_path):
+    """Format 2: one read code identifies the page; the marks around each image register it."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    page, rendered = exp["pages"][0], exp["rendered"][0]
+    wh = (2000, 1500)
+    hom = homography(page.size_mm, wh, rot=-85, persp=0.1, seed=7)
+    (photos / "one.jpg").write_bytes(jpeg(photograph([(cover(rendered, page, {"TR", "BR", "BL"}), hom)], wh)))
+    out = tmp_path / "captures"
+    (o,) = run(exp, photos, out).outcomes
+    assert o.status == "ingested", o.reason
+    assert not o.dropped, o.dropped
+    rows = read_index(out)
+    assert len(rows) == len(page.slots)
+    assert quad_error(rows, exp["pages"], {"one.jpg": hom}).max() < 0.01
+    assert all(float(r["residual_pct"]) < 1.0 for r in rows)
     assert_registered(check_crops(exp, out, rows))
 
 
@@ -397,7 +452,7 @@ def test_bad_inputs_are_skipped_with_a_reason_and_good_photos_still_ingested(exp
                       np.roll(qr_image("PHYS1:" + "a" * 200, 5, size=(1600, 1200)), 500, axis=1))
     Image.fromarray(both).save(photos / "malformed.png")
     Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(photos / "tiny.png")
-    (photos / "huge.png").write_bytes(png_header_only(12_000, 10_000))
+    (photos / "huge.png").write_bytes(png_header_only(16_000, 14_000))
     (photos / "bomb.png").write_bytes(png_header_only(30_000, 30_000))
     frames = [Image.new("RGB", (64, 64), c) for c in ("red", "blue")]
     frames[0].save(photos / "anim.gif", save_all=True, append_images=frames[1:], duration=100, loop=0)
@@ -420,11 +475,10 @@ def test_bad_inputs_are_skipped_with_a_reason_and_good_photos_still_ingested(exp
         "truncated.jpg": "truncated or corrupt image",
         "text.png": "not an image",
         "blank.jpg": "no QR markers found",
-        "one marker.jpg": "only 1 marker of page 2 found (BL)",
         "other qr.png": f"no marker of experiment {result.experiment_id} found (1 other QR code(s) ignored)",
         "malformed.png": f"no marker of experiment {result.experiment_id} found (2 other QR code(s) ignored)",
         "tiny.png": "too small (8x8 pixels)",
-        "huge.png": "image too large: 12000x10000 pixels (120 MP, limit 100 MP)",
+        "huge.png": "image too large: 16000x14000 pixels (224 MP, limit 210 MP)",
         "bomb.png": "image too large",
         "anim.gif": "animated image (2 frames)",
         "other experiment.jpg": f"sheet of another experiment ({other_experiment_photo[1]}), "
@@ -435,11 +489,13 @@ def test_bad_inputs_are_skipped_with_a_reason_and_good_photos_still_ingested(exp
         assert o.status == "skipped", name
         assert o.reason.startswith(start), (name, o.reason)
         assert "\n" not in o.reason and len(o.reason) < 200
-    assert set(by) == set(expect) | {"good.jpg", "sub/fötö ✓ 2.JPG"}
+    # One corner code identifies the page; its registration marks register it.
+    assert by["one marker.jpg"].status == "ingested", by["one marker.jpg"].reason
+    assert set(by) == set(expect) | {"good.jpg", "sub/fötö ✓ 2.JPG", "one marker.jpg"}
     assert result.exit_code == 0
     assert ing.ingest(photos, printouts=exp["printouts"], out=tmp_path / "c2", strict=True).exit_code == 1
     # An overlay shows the user what was found in a skipped photo.
-    assert (out / by["one marker.jpg"].overlay).is_file()
+    assert (out / by["blank.jpg"].overlay).is_file()
     # photos/ is never modified.
     assert (photos / "empty.jpg").stat().st_size == 0 and len(list(photos.rglob("*"))) == 20
 
@@ -484,7 +540,7 @@ def test_cli_exit_codes_strict_and_rerun(exp, tmp_path):
     shutil.copy(photos / "p0.jpg", photos / "copy of p0.jpg")
     res = ing.ingest(photos, printouts=exp["printouts"], out=out)
     copy = next(o for o in res.outcomes if o.photo == "copy of p0.jpg")
-    assert copy.status == "already ingested" and copy.reason == "already ingested (same content as p0.jpg)"
+    assert copy.status == "already ingested" and copy.reason == "same photo as p0.jpg, already ingested"
 
     # An interrupted run (index written, state not): the photo is ingested again, without duplicate rows.
     state = json.loads((out / "ingest.json").read_text())
@@ -577,3 +633,24 @@ def test_pages_are_listed_as_ranges():
     assert page_ranges(list(range(1, 201))) == "1-200"
     assert page_ranges([3, 1, 2, 2]) == "1-3"
     assert page_ranges([]) == ""
+
+
+def test_photos_above_the_work_size_are_reduced_and_reported_in_full_size_pixels(exp, tmp_path, monkeypatch):
+    """A photo of more than photo_io.WORK_PIXELS (50 MP; here lowered) is registered at half size,
+    and index.csv still gives positions in the full photo's pixels."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    page, rendered = exp["pages"][0], exp["rendered"][0]
+    wh = (3200, 2400)
+    hom = homography(page.size_mm, wh, rot=4, persp=0.05, seed=41)
+    (photos / "big.jpg").write_bytes(jpeg(photograph([(rendered, hom)], wh), quality=92))
+    monkeypatch.setattr(photo_io, "WORK_PIXELS", 2_000_000)
+    rgb, k = photo_io.decode_reduced((photos / "big.jpg").read_bytes())
+    assert k == 2 and rgb.shape == (1200, 1600, 3)
+    out = tmp_path / "captures"
+    (o,) = run(exp, photos, out).outcomes
+    assert o.status == "ingested" and not o.dropped, (o.reason, o.dropped)
+    rows = read_index(out)
+    assert len(rows) == len(page.slots)
+    assert quad_error(rows, exp["pages"], {"big.jpg": hom}).max() < 0.01
+    assert geometric_error(o, exp["pages"], {1: hom}).max() < 0.01

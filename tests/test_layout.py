@@ -4,8 +4,11 @@ from __future__ import annotations
 import itertools
 import json
 
+import cv2
+import numpy as np
 import pytest
 
+from physical.capture.register import NEIGHBOUR_PITCHES
 from physical.sheets import layout, payload
 from physical.sheets.layout import Rect
 from physical.sheets.payload import MarkerPayload, PayloadError
@@ -223,14 +226,14 @@ def test_labels_use_variant_labels() -> None:
 
 
 def test_too_large_image_size_names_a_size_that_fits() -> None:
-    with pytest.raises(ValueError, match=r"--image-size-mm 41\.3 or less") as info:
+    with pytest.raises(ValueError, match=r"--image-size-mm 38\.1 or less") as info:
         layout.plan_pages([("img007", VARIANTS_13)], EXP, image_size_mm=60)
     assert "img007" in str(info.value) and "13 variants" in str(info.value)
-    assert layout.max_image_size_mm(13, "a4") == 41.3
-    assert len(layout.plan_pages([("img007", VARIANTS_13)], EXP, image_size_mm=41.3)) == 1
+    assert layout.max_image_size_mm(13, "a4") == 38.1
+    assert len(layout.plan_pages([("img007", VARIANTS_13)], EXP, image_size_mm=38.1)) == 1
     with pytest.raises(ValueError):
-        layout.plan_pages([("img007", VARIANTS_13)], EXP, image_size_mm=41.4)
-    with pytest.raises(ValueError, match="image-size-mm 156 or less"):
+        layout.plan_pages([("img007", VARIANTS_13)], EXP, image_size_mm=38.2)
+    with pytest.raises(ValueError, match="image-size-mm 150.8 or less"):
         layout.plan_pages([("x", ["clean"])], EXP, image_size_mm=250)
     with pytest.raises(ValueError, match="fewer variants"):
         layout.plan_pages([("x", [f"v{i}" for i in range(2000)])], EXP)
@@ -285,3 +288,58 @@ def test_rect_and_mm_to_px() -> None:
     assert r.corners() == ((17.5, 35.0), (42.5, 35.0), (42.5, 60.0), (17.5, 60.0))
     assert layout.mm_to_px(r, 10.0) == (175, 350, 425, 600)
     assert layout.mm_to_px(r, 200 / 25.4) == (138, 276, 335, 472)
+
+
+def _hull_covers(points: np.ndarray, rect: Rect) -> bool:
+    hull = cv2.convexHull(points.astype(np.float32))
+    return all(cv2.pointPolygonTest(hull, (float(x), float(y)), False) >= 0 for x, y in rect.corners())
+
+
+@pytest.mark.parametrize("paper", ["a4", "letter"])
+@pytest.mark.parametrize("image_size", [8.0, 25.0, 45.0])
+def test_registration_marks_surround_every_image(paper: str, image_size: float) -> None:
+    most = 13 if image_size < 40 else 6
+    groups = [(f"p{i}", VARIANTS_13[: 1 + (5 * i) % most]) for i in range(12)]
+    pages = layout.plan_pages(groups, EXP, paper=paper, image_size_mm=image_size)
+    pitch = image_size + layout.slot_gap_mm(image_size)
+    for page in pages:
+        ids = [m.id for m in page.marks]
+        assert len(set(ids)) == len(ids) and page.marks
+        block = layout.MARK_IDS // layout.MARK_ID_BLOCKS
+        assert {i // block for i in ids} == {(page.number - 1) % layout.MARK_ID_BLOCKS}
+        side = layout.mark_side_mm(image_size)
+        keep_out = [m.rect.expanded(layout.QR_QUIET_MM) for m in page.markers]
+        keep_out += [s.rect for s in page.slots] + [layout.label_rect(s.rect) for s in page.slots]
+        keep_out += [layout.header_rect(page), layout.footer_rect(page)]
+        for mk in page.marks:
+            assert mk.rect.w == mk.rect.h == side
+            zone = mk.rect.expanded(layout.MARK_QUIET_MM)
+            assert zone.x >= layout.MARGIN_MM and zone.right <= page.size_mm[0] - layout.MARGIN_MM
+            for k in keep_out:
+                assert not (zone.x < k.right and k.x < zone.right and zone.y < k.bottom and k.y < zone.bottom), mk
+        # With every mark found, ingest can register every image: it lies inside the hull of the
+        # marks and codes that ingest may use for it (within NEIGHBOUR_PITCHES of its centre).
+        groups_pts = [np.array(m.rect.corners()) for m in page.marks] + [np.array(m.rect.corners())
+                                                                         for m in page.markers]
+        for slot in page.slots:
+            c = np.array([slot.rect.x + slot.rect.w / 2, slot.rect.y + slot.rect.h / 2])
+            near = [g for g in groups_pts if np.linalg.norm(g.mean(0) - c) <= NEIGHBOUR_PITCHES * pitch]
+            assert _hull_covers(np.concatenate(near), slot.rect), (page.number, slot.index)
+
+
+def test_a4_default_marks_exact_positions() -> None:
+    (page,) = layout.plan_pages([("img000", VARIANTS_13)], EXP)
+    assert layout.mark_side_mm(25.0) == 4.0
+    # Above the first row, in the column gaps (the outer two touch the corner codes' quiet zones).
+    assert page.marks[0] == layout.Mark(0, Rect(43.0, 30.5, 4.0, 4.0))
+    # Below the first row: centred in the 10.5 mm between its images and the next row, from the grid's left side.
+    first_below = [m for m in page.marks if m.rect.y > 35.0][0]
+    assert first_below.rect == Rect(13.0, 63.25, 4.0, 4.0)
+    assert layout.plan_pages([("img000", VARIANTS_13)], EXP, marks=False)[0].marks == ()
+    assert layout.mark_id(2, 0) == 250 and layout.mark_id(5, 3) == 3
+
+
+def test_page_dict_round_trip_keeps_marks() -> None:
+    (page,) = layout.plan_pages([("img000", VARIANTS_13)], EXP)
+    back = layout.page_from_dict(json.loads(json.dumps(layout.page_to_dict(page))))
+    assert back == page and back.marks

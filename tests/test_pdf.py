@@ -130,6 +130,7 @@ def test_white_space_around_images_and_markers(sheets) -> None:
         allowed = [s.rect.expanded(0.3) for s in page.slots]
         allowed += [layout.label_rect(s.rect).expanded(0.3) for s in page.slots]
         allowed += [m.rect.expanded(0.3) for m in page.markers]
+        allowed += [mk.rect.expanded(0.3) for mk in page.marks]
         allowed += [layout.header_rect(page), layout.footer_rect(page)]
         for r in allowed:
             x0, y0, x1, y1 = layout.mm_to_px(r, PX_PER_MM)
@@ -263,3 +264,28 @@ def test_scale_check_bar_is_100_mm(sheets) -> None:
     row = dark[int(np.argmax(dark.sum(axis=1)))]
     cols = np.flatnonzero(row)
     assert (cols[-1] - cols[0] + 1) / PX_PER_MM == pytest.approx(pdf.RULER_MM, abs=0.3)
+
+
+def test_registration_marks_are_printed_where_the_layout_says(sheets) -> None:
+    """OpenCV's ArUco detector finds every mark of every page, with its id, at its rect, to 0.1 mm."""
+    _, pages, _, _, rendered, _ = sheets
+    dictionary = cv2.aruco.getPredefinedDictionary(getattr(cv2.aruco, layout.MARK_DICTIONARY))
+    params = cv2.aruco.DetectorParameters()
+    params.cornerRefinementMethod = cv2.aruco.CORNER_REFINE_SUBPIX
+    detector = cv2.aruco.ArucoDetector(dictionary, params)
+    for page, rgb in zip(pages, rendered):
+        assert len(page.marks) >= 2 * len(page.slots) // 4
+        corners, ids, _ = detector.detectMarkers(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY))
+        found = {int(i): np.asarray(c).reshape(4, 2) for c, i in zip(corners, ids.ravel())}
+        assert sorted(found) == sorted(m.id for m in page.marks)
+        for m in page.marks:
+            expect = (np.array(m.rect.corners()) * PX_PER_MM) - 0.5   # pixel centres
+            assert np.abs(found[m.id] - expect).max() / PX_PER_MM < 0.1, m
+        # The module pattern is the one the dictionary holds for the id (what ingest decodes).
+        m = page.marks[0]
+        bits = pdf.mark_modules(m.id)
+        x0, y0, x1, y1 = layout.mm_to_px(m.rect, PX_PER_MM)
+        cell = (x1 - x0) / bits.shape[0]
+        centres = (np.arange(bits.shape[0]) + 0.5) * cell
+        dark = rgb[(y0 + centres).astype(int)[:, None], (x0 + centres).astype(int)[None, :]].mean(-1) < 128
+        assert (dark == bits).all()

@@ -39,6 +39,7 @@ class Target:
     variant: str
     size: tuple[int, int]        # (width, height) px
     digital: str                 # path for the index, relative to out (or absolute)
+    path: Path | None = None     # the digital PNG; None when it is missing or unreadable
 
 
 def crop_slot(rgb: np.ndarray, h: np.ndarray, rect: Rect, size: tuple[int, int]) -> tuple[np.ndarray, float] | None:
@@ -94,13 +95,15 @@ def digital_targets(manifest: dict[str, Any], printouts: Path, out: Path, warn: 
             listed = (printouts / str(v.get("file", ""))).resolve()
             # The manifest is editable text: only ever point at our own images folder.
             path = listed if listed.parent == images_dir else images_dir / f"{safe_name(key[0])}_{safe_name(key[1])}.png"
+            found: Path | None = path
             try:
                 with Image.open(path) as im:
                     size = im.size
             except Exception:  # noqa: BLE001 - missing or unreadable: the model's input size
                 size = (int(fallback[1]), int(fallback[0]))
                 missing += 1
-            targets[key] = Target(key[0], key[1], size, _relpath(path, out))
+                found = None
+            targets[key] = Target(key[0], key[1], size, _relpath(path, out), found)
     if missing:
         warn(f"{missing} digital images listed in {printouts / 'manifest.json'} are missing or unreadable; "
              f"their crops use the model's input size")
@@ -112,3 +115,24 @@ def _relpath(path: Path, start: Path) -> str:
         return Path(os.path.relpath(path.resolve(), start.resolve())).as_posix()
     except ValueError:  # another drive on Windows
         return path.resolve().as_posix()
+
+
+def clean_pictures(targets: dict[tuple[str, str], Target]) -> Callable[[str], np.ndarray | None]:
+    """image id -> its digital clean image, magnified as crops are, in :func:`verify.grey` form (cached);
+    None when that image is missing or unreadable."""
+    from .verify import grey
+
+    cache: dict[str, np.ndarray | None] = {}
+
+    def get(image_id: str) -> np.ndarray | None:
+        if image_id not in cache:
+            target = targets.get((image_id, "clean"))
+            img = None
+            if target is not None and target.path is not None:
+                bgr = cv2.imread(str(target.path), cv2.IMREAD_COLOR)
+                if bgr is not None:
+                    img = grey(digital_as_cropped(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)))
+            cache[image_id] = img
+        return cache[image_id]
+
+    return get

@@ -1,6 +1,9 @@
 """The overlay: a small JPEG of each photo with what ingest found drawn on it, for the user to check."""
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 import cv2
 import numpy as np
 
@@ -11,13 +14,17 @@ from .register import Scan
 OVERLAY_SIDE = 1200
 
 
-def draw_overlay(rgb: np.ndarray, scan: Scan | None, title: str, ok: bool) -> bytes:
+def draw_overlay(rgb: np.ndarray, scan: Scan | None, title: str, ok: bool,
+                 dropped: Sequence[dict[str, Any]] = ()) -> bytes:
     """A small JPEG of the photo with what ingest found drawn on it, for the user to check.
 
-    Green: markers used (labelled page and corner); red: codes ignored or
-    markers of the page not found (where they should be); orange: codes that
-    could not be read; blue: the image slots cut out, labelled image id and
-    variant; the title bar says what happened.
+    Green: markers used (labelled page and corner) and registration marks
+    used (small squares); red: codes ignored or markers of the page not found
+    (where they should be); orange: codes that could not be read; blue: the
+    image slots cut out, labelled image id and variant, where their own fit
+    put them; magenta, crossed: images dropped, labelled with the reason
+    (where the page's overall fit puts them, which may be rough); the title bar
+    says what happened.
     """
     h, w = rgb.shape[:2]
     s = min(1.0, OVERLAY_SIDE / max(h, w))
@@ -27,7 +34,7 @@ def draw_overlay(rgb: np.ndarray, scan: Scan | None, title: str, ok: bool) -> by
     img = cv2.resize(small, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
     img = cv2.cvtColor(img, cv2.COLOR_RGB2BGR)
     font = cv2.FONT_HERSHEY_SIMPLEX
-    green, red, orange, blue = (0, 170, 0), (0, 0, 220), (0, 140, 255), (200, 90, 0)
+    green, red, orange, blue, magenta = (0, 170, 0), (0, 0, 220), (0, 140, 255), (200, 90, 0), (200, 0, 200)
 
     def pts(p: np.ndarray) -> np.ndarray:
         return np.round((np.asarray(p) + 0.5) * s - 0.5).astype(np.int32).reshape(-1, 1, 2)
@@ -43,15 +50,32 @@ def draw_overlay(rgb: np.ndarray, scan: Scan | None, title: str, ok: bool) -> by
 
     if scan is not None:
         used = {id(c) for f in scan.fits for c in f.markers.values()}
+        gone = {(d["page"], d["slot"]): d["reason"] for d in dropped}
         for f in scan.fits:
+            for m in f.marks:
+                cv2.polylines(img, [pts(m.quad)], True, green, 1, cv2.LINE_AA)
+            by_index = {sf.slot.index: sf for sf in f.slots}
             for slot in f.page.slots:
-                q = pts(transform_points(f.h, np.array(slot.rect.corners())))
-                cv2.polylines(img, [q], True, blue, 1, cv2.LINE_AA)
+                sf = by_index.get(slot.index)
+                why = gone.get((f.page.number, slot.index))
+                if sf is not None and sf.quad is not None:
+                    corners = sf.quad
+                else:
+                    corners = transform_points(f.h, np.array(slot.rect.corners()))
+                q = pts(corners)
                 side = float(np.linalg.norm(q[1, 0] - q[0, 0]))
                 fs = float(np.clip(side / 190, 0.28, 0.5))
                 x, y = q[:, 0, 0].min() + 2, q[:, 0, 1].min() + 2
-                label(slot.image_id, x, y, fs, (255, 255, 255), blue)
-                label(slot.variant, x, y + int(30 * fs) + 2, fs, (255, 255, 255), blue)
+                if why is None:
+                    cv2.polylines(img, [q], True, blue, 1, cv2.LINE_AA)
+                    label(slot.image_id, x, y, fs, (255, 255, 255), blue)
+                    label(slot.variant, x, y + int(30 * fs) + 2, fs, (255, 255, 255), blue)
+                else:
+                    cv2.polylines(img, [q], True, magenta, 2, cv2.LINE_AA)
+                    cv2.line(img, tuple(q[0, 0]), tuple(q[2, 0]), magenta, 1, cv2.LINE_AA)
+                    cv2.line(img, tuple(q[1, 0]), tuple(q[3, 0]), magenta, 1, cv2.LINE_AA)
+                    label(f"{slot.image_id} {slot.variant}: dropped", x, y, fs, (255, 255, 255), magenta)
+                    label(why[:40], x, y + int(30 * fs) + 2, fs, (255, 255, 255), magenta)
             for m in f.page.markers:
                 if m.corner not in f.markers:
                     q = pts(transform_points(f.h, np.array(m.rect.corners())))

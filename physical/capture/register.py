@@ -1,32 +1,100 @@
-"""Registration: the page-mm -> photo-px homography of every page in view, from its corner markers.
+"""Registration: where every printed image of every page in view lies in the photo.
 
-The homography is fitted to the corners of all markers of a page (RANSAC,
-then least squares on the markers whose corners all agree); two markers (8
-points) suffice. Markers of the page that were not detected are looked for
-where the others predict them, and used only if they decode to exactly the
-expected payload. :func:`scan_photo` runs the whole search on one photo.
+Identity first: a page is in view when at least one of its corner QR codes is
+read and validated (:mod:`.codes`).
+
+Pages with registration marks (manifest format 2) are registered locally,
+one image at a time, because a sheet that curls or waves is not one plane:
+one homography per page leaves the middle of a curled page several percent
+of an image off (measured: up to 85 % of the image width on hard photos, with
+two markers on one edge). For each image, a homography is fitted to the
+corners of the marks (and corner codes) nearest to it, taken in order of
+distance until their convex hull, in page millimetres, covers the whole
+image: a fit is never extrapolated outside the region its marks span. Over
+the ~35 mm that the marks around one 25 mm image span, a curled sheet is
+close to a plane (a homography per cell is the piecewise-projective model of
+document dewarping), and the fit's residual at the marks measures how close.
+An image is dropped, with its reason, when the marks around it are too few to
+cover it, or when they disagree (RMS residual above MAX_RESIDUAL_PCT of the
+image's width in the photo, even without the worst mark). A smooth warp over
+all marks of the page was the alternative; the local homography was chosen
+because its failure is local and measurable: a mark that is missed or wrong
+affects only the images next to it, and each image carries its own residual.
+
+Marks are accepted by id (each id is printed once on a page) and by position:
+a global homography of the page, fitted robustly (RANSAC) to all marks and
+codes of the page, must put the mark within MARK_ACCEPT_PITCH image pitches of
+where it was found; that rejects false detections and marks of another page
+that shares the id block, while tolerating the curl that the local fits then
+follow.
+
+Pages without marks (format 1) are registered as before: one homography
+fitted to the corners of all corner codes of the page (RANSAC, then least
+squares on the codes whose corners all agree); two codes (8 points) suffice.
+
+In both cases corner codes that were not detected are looked for where the
+others predict them, and used only if they decode to exactly the expected
+payload. :func:`scan_photo` runs the whole search on one photo.
 """
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
 
 from ..sheets import payload
-from ..sheets.layout import Page
+from ..sheets.layout import Page, Slot, slot_gap_mm
+from .marks import FoundMark, find_marks
 from .codes import (DETECT_SIDE, DETECT_SIDE_RETRY, transform_points, Code, classify_codes, Decoders, detect_quads,
                     marker_of_any, qr_modules, rectify, patch_homography, read_code, refine, square)
+
+
+# A mark is accepted when the page's global fit puts it within this share of the image pitch.
+MARK_ACCEPT_PITCH = 0.35
+# A local fit whose RMS residual at its marks exceeds this share of the image width is not used.
+MAX_RESIDUAL_PCT = 1.5
+# Marks farther than this many image pitches from an image's centre are never used for it.
+NEIGHBOUR_PITCHES = 2.2
+
+
+@dataclass
+class SlotFit:
+    """Where one printed image lies in the photo, or why that is not known (``reason``)."""
+
+    slot: Slot
+    h: np.ndarray | None = None         # page mm -> photo px, for this image
+    quad: np.ndarray | None = None      # the slot rect's corners TL, TR, BR, BL in photo px
+    residual_pct: float = float("nan")  # RMS residual of the fit at its points, % of the image width
+    marks_used: int = 0                 # marks and codes the fit used
+    reason: str = ""                    # why it was dropped; empty if it was not
+    notes: tuple[str, ...] = ()
 
 
 @dataclass
 class PageFit:
     page: Page
-    h: np.ndarray                   # page mm -> photo px
+    h: np.ndarray                   # page mm -> photo px (the whole page; exact only for a flat sheet)
     markers: dict[str, Code]       # corner -> code used
     reprojection_px: float
     module_px: float
+    slots: list[SlotFit] = field(default_factory=list)
+    marks: list[FoundMark] = field(default_factory=list)   # registration marks accepted
+    marks_rejected: int = 0         # marks with this page's ids that disagree with the page
+
+
+@dataclass(frozen=True)
+class _Group:
+    """Four page points (mm) and where they were found in the photo (px): a mark or a corner code."""
+
+    name: str
+    page_pts: np.ndarray
+    photo_pts: np.ndarray
+
+    @property
+    def centre(self) -> np.ndarray:
+        return self.page_pts.mean(axis=0)
 
 
 def _marker_points(page: Page, codes: dict[str, Code]) -> tuple[np.ndarray, np.ndarray, list[str]]:
@@ -85,27 +153,14 @@ def _plausible(h: np.ndarray, page: Page, shape: tuple[int, int]) -> bool:
     return 1e2 < area < 1e4 * shape[0] * shape[1]
 
 
-def _register_page(gray: np.ndarray, page: Page, found: dict[str, Code], dec: Decoders
-                   ) -> tuple[PageFit | None, str]:
-    """Fit one page from its found markers, after looking for missing ones where they must be."""
-    n = qr_modules(page.markers[0].payload).shape[0]
-    guess = _module_px_from_codes(found.values(), n)
-    fit = _fit_homography(page, found, guess) if len(found) >= 2 else None
-    if len(found) == 1:
-        code = next(iter(found.values()))
-        corner = next(iter(found))
-        rect = {m.corner: m.rect for m in page.markers}[corner]
-        h1 = cv2.getPerspectiveTransform(np.array(rect.corners(), np.float32), code.quad.astype(np.float32))
-        fit = (h1.astype(np.float64), dict(found), 0.0)
-    if fit is None:
-        return None, "markers disagree"
-    codes = dict(fit[1])
-    # Look for each missing marker where the fit puts it; accept only its exact payload.
+def _add_missing_codes(gray: np.ndarray, page: Page, h: np.ndarray, codes: dict[str, Code], guess: float,
+                       dec: Decoders) -> bool:
+    """Look for each missing corner code where ``h`` puts it; accept only its exact payload. True if any was added."""
     added = False
     for m in page.markers:
         if m.corner in codes:
             continue
-        quad = transform_points(fit[0], np.array(m.rect.corners()))
+        quad = transform_points(h, np.array(m.rect.corners()))
         if not inside(quad, gray.shape, margin=-2 * guess):
             continue
         ref = refine(gray, quad, m.payload)
@@ -115,8 +170,30 @@ def _register_page(gray: np.ndarray, page: Page, found: dict[str, Code], dec: De
         if dec.read(rectify(gray, patch_homography(ref[0], nm), nm)) != m.payload:
             continue
         codes[m.corner] = Code(quad=ref[0], text=m.payload, refined=True, ecc=ref[1], predicted=True,
-                                marker=payload.decode(m.payload))
+                               marker=payload.decode(m.payload))
         added = True
+    return added
+
+
+def _one_code_homography(page: Page, found: dict[str, Code]) -> np.ndarray:
+    corner, code = next(iter(found.items()))
+    rect = {m.corner: m.rect for m in page.markers}[corner]
+    h1 = cv2.getPerspectiveTransform(np.array(rect.corners(), np.float32), code.quad.astype(np.float32))
+    return h1.astype(np.float64)
+
+
+def _register_page(gray: np.ndarray, page: Page, found: dict[str, Code], dec: Decoders
+                   ) -> tuple[PageFit | None, str]:
+    """Fit one page from its found markers, after looking for missing ones where they must be."""
+    n = qr_modules(page.markers[0].payload).shape[0]
+    guess = _module_px_from_codes(found.values(), n)
+    fit = _fit_homography(page, found, guess) if len(found) >= 2 else None
+    if len(found) == 1:
+        fit = (_one_code_homography(page, found), dict(found), 0.0)
+    if fit is None:
+        return None, "markers disagree"
+    codes = dict(fit[1])
+    added = _add_missing_codes(gray, page, fit[0], codes, guess, dec)
     if len(codes) < 2:
         return None, "one marker"
     if added or len(found) == 1:
@@ -138,6 +215,151 @@ def inside(quad: np.ndarray, shape: tuple[int, ...], margin: float = 0.0) -> boo
     h, w = shape[:2]
     return bool(np.all(quad[:, 0] >= -0.5 + margin) and np.all(quad[:, 0] <= w - 0.5 - margin)
                 and np.all(quad[:, 1] >= -0.5 + margin) and np.all(quad[:, 1] <= h - 0.5 - margin))
+
+
+def _page_slot_fit(fit: PageFit, slot: Slot) -> SlotFit:
+    """A format-1 page: every image through the page's one homography; its residual is the page's."""
+    quad = transform_points(fit.h, np.array(slot.rect.corners(), np.float64))
+    return SlotFit(slot, h=fit.h, quad=quad, residual_pct=100 * fit.reprojection_px / _side_px(quad),
+                   marks_used=len(fit.markers))
+
+
+# --------------------------------------------------------------------------- local registration (format 2)
+
+
+def _pitch_mm(page: Page) -> float:
+    return page.image_size_mm + slot_gap_mm(page.image_size_mm)
+
+
+def _side_px(quad: np.ndarray) -> float:
+    return float(np.mean([np.linalg.norm(quad[i] - quad[(i + 1) % 4]) for i in range(4)]))
+
+
+def _groups(page: Page, codes: dict[str, Code], marks: Sequence[FoundMark]) -> list[_Group]:
+    """The corner codes and the marks with this page's ids, as point groups (every candidate of a repeated id)."""
+    rects = {m.corner: m.rect for m in page.markers}
+    out = [_Group(f"code {c}", np.array(rects[c].corners(), np.float64), np.asarray(code.quad, np.float64))
+           for c, code in codes.items() if c in rects]
+    by_id = {m.id: m.rect for m in page.marks}
+    out += [_Group(f"mark {f.id}", np.array(by_id[f.id].corners(), np.float64), f.quad)
+            for f in marks if f.id in by_id]
+    return out
+
+
+def _accept_groups(page: Page, groups: list[_Group]) -> tuple[np.ndarray, list[_Group], int] | None:
+    """Global robust fit; the groups it agrees with (one per name), and how many were rejected."""
+    if len({g.name for g in groups}) < 2:
+        return None
+    px_per_mm = float(np.median([_side_px(g.photo_pts) / _side_px(g.page_pts) for g in groups]))
+    thr = MARK_ACCEPT_PITCH * _pitch_mm(page) * px_per_mm
+    src = np.concatenate([g.page_pts for g in groups])
+    dst = np.concatenate([g.photo_pts for g in groups])
+    h, _ = cv2.findHomography(src, dst, cv2.RANSAC, thr, maxIters=3000, confidence=0.999)
+    if h is None or not np.all(np.isfinite(h)):
+        return None
+    best: dict[str, tuple[float, _Group]] = {}
+    for g in groups:
+        err = float(np.linalg.norm(transform_points(h, g.page_pts) - g.photo_pts, axis=1).max())
+        if err <= thr and (g.name not in best or err < best[g.name][0]):
+            best[g.name] = (err, g)
+    kept = [g for _, g in best.values()]
+    if len(kept) < 2:
+        return None
+    h, _ = cv2.findHomography(np.concatenate([g.page_pts for g in kept]),
+                              np.concatenate([g.photo_pts for g in kept]), 0)
+    if h is None or not np.all(np.isfinite(h)):
+        return None
+    return h, kept, len({g.name for g in groups}) - len(kept)
+
+
+def _covers(groups: Sequence[_Group], corners: np.ndarray) -> bool:
+    hull = cv2.convexHull(np.concatenate([g.page_pts for g in groups]).astype(np.float32))
+    return all(cv2.pointPolygonTest(hull, (float(x), float(y)), True) >= -1e-3 for x, y in corners)
+
+
+def _fit(groups: Sequence[_Group], corners: np.ndarray) -> tuple[np.ndarray, np.ndarray, float] | None:
+    """Least-squares homography of the groups' points: (h, the corners mapped, RMS residual in px)."""
+    src = np.concatenate([g.page_pts for g in groups])
+    dst = np.concatenate([g.photo_pts for g in groups])
+    h, _ = cv2.findHomography(src, dst, 0)
+    if h is None or not np.all(np.isfinite(h)):
+        return None
+    # The denominator keeps one sign over the points and the image: no horizon in between.
+    den = np.column_stack([np.concatenate([src, corners]), np.ones(len(src) + 4)]) @ h[2]
+    if not (np.all(den > 0) or np.all(den < 0)):
+        return None
+    quad = transform_points(h, corners)
+    if not cv2.isContourConvex(quad.astype(np.float32).reshape(-1, 1, 2)):
+        return None
+    rms = float(np.sqrt(np.mean(np.sum((transform_points(h, src) - dst) ** 2, axis=1))))
+    return h, quad, rms
+
+
+def fit_slot(slot: Slot, groups: Sequence[_Group], pitch_mm: float) -> SlotFit:
+    """The local homography of one image from the marks and codes around it (module docstring)."""
+    corners = np.array(slot.rect.corners(), np.float64)
+    centre = corners.mean(axis=0)
+    near = sorted((g for g in groups if np.linalg.norm(g.centre - centre) <= NEIGHBOUR_PITCHES * pitch_mm),
+                  key=lambda g: float(np.linalg.norm(g.centre - centre)))
+    used: list[_Group] = []
+    for g in near:
+        used.append(g)
+        if len(used) >= 3 and _covers(used, corners):
+            break
+    else:
+        return SlotFit(slot, marks_used=len(near),
+                       reason=f"too few registration marks found around it ({len(near)} nearby do not surround it)")
+    # Every mark as close as the farthest one used also takes part: more points, the same locality.
+    reach = float(np.linalg.norm(used[-1].centre - centre)) + 1e-6
+    used = [g for g in near if np.linalg.norm(g.centre - centre) <= reach]
+    fit = _fit(used, corners)
+    best = None if fit is None else (fit, used, "")
+    if best is None or 100 * best[0][2] / _side_px(best[0][1]) > MAX_RESIDUAL_PCT:
+        # One mark may be wrong (found in the wrong place, or curl at a fold): try without each.
+        for g in used:
+            rest = [u for u in used if u is not g]
+            if len(rest) < 3 or not _covers(rest, corners):
+                continue
+            f = _fit(rest, corners)
+            if f is not None and (best is None or f[2] / _side_px(f[1]) < best[0][2] / _side_px(best[0][1])):
+                best = (f, rest, f"{g.name} disagrees with the marks around it; not used")
+    if best is None:
+        return SlotFit(slot, marks_used=len(used), reason="the marks around it give no plausible fit")
+    (h, quad, rms), used, note = best
+    pct = 100 * rms / _side_px(quad)
+    if pct > MAX_RESIDUAL_PCT:
+        return SlotFit(slot, marks_used=len(used), residual_pct=pct,
+                       reason=f"the marks around it disagree (residual {pct:.1f}% of the image width)")
+    return SlotFit(slot, h=h, quad=quad, residual_pct=pct, marks_used=len(used), notes=(note,) if note else ())
+
+
+def _register_marked(gray: np.ndarray, page: Page, found: dict[str, Code], marks: Sequence[FoundMark],
+                     dec: Decoders) -> tuple[PageFit | None, str]:
+    """Register a format-2 page: global fit for identity and the code search, then a local fit per image."""
+    n = qr_modules(page.markers[0].payload).shape[0]
+    codes = dict(found)
+    accepted = _accept_groups(page, _groups(page, codes, marks))
+    if accepted is None:
+        if not any(f.id in {m.id for m in page.marks} for f in marks):
+            return None, "no registration marks found"
+        return None, "too few registration marks agree"
+    guess = _module_px_from_codes(codes.values(), n) if codes else _module_px(accepted[0], page)
+    if _add_missing_codes(gray, page, accepted[0], codes, guess, dec):
+        accepted = _accept_groups(page, _groups(page, codes, marks)) or accepted
+    h, kept, rejected = accepted
+    if not _plausible(h, page, gray.shape):
+        return None, "registration marks disagree"
+    used_codes = {g.name.split()[1]: codes[g.name.split()[1]] for g in kept if g.name.startswith("code ")}
+    pitch = _pitch_mm(page)
+    kept_ids = {int(g.name.split()[1]) for g in kept if g.name.startswith("mark ")}
+    kept_marks = [f for f in marks if f.id in kept_ids and any(f.quad is g.photo_pts for g in kept)]
+    src = np.concatenate([g.page_pts for g in kept])
+    dst = np.concatenate([g.photo_pts for g in kept])
+    rms = float(np.sqrt(np.mean(np.sum((transform_points(h, src) - dst) ** 2, axis=1))))
+    fit = PageFit(page=page, h=h, markers=used_codes, reprojection_px=rms, module_px=_module_px(h, page),
+                  marks=kept_marks, marks_rejected=rejected)
+    fit.slots = [fit_slot(slot, kept, pitch) for slot in page.slots]
+    return fit, ""
 
 
 @dataclass
@@ -165,17 +387,22 @@ def scan_photo(gray: np.ndarray, experiment_id: str, pages: dict[int, Page], dec
                 continue
             codes.append(read_code(gray, quad, sizes, dec))
 
-    read_all(detect_quads(gray, DETECT_SIDE, dec))
-    by_page = classify_codes(codes, experiment_id, len(pages))
-    if max((len(v) for v in by_page.values()), default=0) < 2 and max(gray.shape) > DETECT_SIDE:
-        read_all(detect_quads(gray, DETECT_SIDE_RETRY, dec))
+    # Coarse to fine: small codes (3-5 photo px per module) vanish in a downscaled copy, so while
+    # no page has two codes, look again at a finer scale, up to the full resolution.
+    longest = max(gray.shape)
+    by_page: dict[int, list[Code]] = {}
+    for side in sorted({min(side, longest) for side in (DETECT_SIDE, DETECT_SIDE_RETRY, longest)}):
+        read_all(detect_quads(gray, side, dec))
         by_page = classify_codes(codes, experiment_id, len(pages))
+        if max((len(v) for v in by_page.values()), default=0) >= 2:
+            break
 
     foreign = [marker_of_any(c.text) for c in codes if c.marker is None and c.text]
     others = sorted({m.experiment_id for m in foreign if m is not None and m.experiment_id != experiment_id})
     out_of_range = sorted({m.page for m in foreign if m is not None and m.experiment_id == experiment_id})
     n_other = sum(1 for m in foreign if m is None)
     fits, failed = [], {}
+    marks: list[FoundMark] | None = None
     for number, found in sorted(by_page.items()):
         corners = [c.marker.corner for c in found if c.marker]
         if len(set(corners)) != len(corners):
@@ -185,7 +412,16 @@ def scan_photo(gray: np.ndarray, experiment_id: str, pages: dict[int, Page], dec
             ref = refine(gray, c.quad, c.text)
             if ref is not None:
                 c.quad, c.ecc, c.refined = ref[0], ref[1], True
-        fit, why = _register_page(gray, pages[number], {c.marker.corner: c for c in found if c.marker}, dec)
+        page = pages[number]
+        found_codes = {c.marker.corner: c for c in found if c.marker}
+        if page.marks:
+            if marks is None:   # once per photo, for every page in view
+                marks = find_marks(gray, {m.id for n in by_page for m in pages[n].marks})
+            fit, why = _register_marked(gray, page, found_codes, marks, dec)
+        else:
+            fit, why = _register_page(gray, page, found_codes, dec)
+            if fit is not None:
+                fit.slots = [_page_slot_fit(fit, slot) for slot in page.slots]
         if fit is None:
             failed[number] = why
         else:

@@ -3,46 +3,24 @@
 For every photo in PHOTOS_DIR (recursively; hidden files and folders are
 ignored, files without an image suffix are counted as "not images"):
 
-1. **Read** it (``photo_io``): any common format incl. HEIC, EXIF orientation
-   applied, 8-bit RGB. The SHA-256 of the file bytes names the photo: a photo
-   already ingested into ``out`` is not ingested again.
-2. **Find the corner markers.** OpenCV's ``QRCodeDetectorAruco`` locates QR
-   codes on a copy scaled to DETECT_SIDE px: fast, and it locates codes far
-   more reliably than it decodes them (on 40 hard synthetic 12 MP photos it
-   located 78 % of the codes at 1600 px, 43 % at 1000 px, 86 % at 2600 px;
-   the classic ``QRCodeDetector`` located 0.6 % at 1600 px). If fewer than
-   two markers of any page turn up, a second pass runs at DETECT_SIDE_RETRY
-   px. Each code is then read at full
-   resolution: the code is rectified from the full-resolution photo to an
-   upright patch of PATCH_PPM px per module and decoded there (OpenCV's
-   decoders, then a sharpened patch, then after aligning the patch to the QR
-   structure that every code shares: finder, timing and alignment patterns).
-   Every text found is validated strictly by :func:`physical.sheets.payload.decode` against
-   this experiment's id and page count; anything else is ignored (codes of
-   another experiment are reported by id). The payload is data: it only
-   selects a page and a corner of the manifest, never a path.
-3. **Refine.** A marker's four corners (the code's own TL, TR, BR, BL, which
-   is the order OpenCV reports whatever the rotation of the photo) are refined
-   at full resolution by aligning the rectified code to the exact module
-   pattern printed for its payload (``cv2.findTransformECC``, homography
-   motion); this is sub-pixel even for blurred codes, where a corner detector
-   (``cornerSubPix``) has no corner to find at the code's BR corner, which
-   is not a finder pattern. Markers of the page that were not detected are
-   looked for where the others predict them, and used only if they decode to
-   exactly the expected payload.
-4. **Register.** The page-mm -> photo-px homography is fitted to the corners
-   of all markers of a page (RANSAC, then least squares on the markers whose
-   corners all agree); two markers (8 points) suffice. ``markers_used`` and
-   the RMS reprojection error in photo px are recorded. A photo that shows
-   several pages has each page with at least two markers ingested.
-5. **Crop.** Each slot's rect, shrunk by INSET (2 % of the image side on each
-   side, so that neither the white gap nor a neighbour can bleed in even if
-   registration is off by a little), is warped with bilinear sampling to k
-   times the digital image's size (k = the smallest integer at which the
-   warp is at least at the photo's own resolution) and then box-averaged
-   (``cv2.INTER_AREA``, an exact k x k mean) to the digital size: antialiased
-   even when a 32 px image covers 400 photo px. A crop is therefore the slot
-   magnified by 1 / (1 - 2 INSET) about its centre.
+1. **Read** it (:mod:`physical.photo_io`): any common format incl. HEIC,
+   EXIF orientation applied, 8-bit RGB; above 50 MP at a power-of-two
+   reduction (positions are reported in the full photo's pixels). The SHA-256
+   of the file bytes names the photo: a photo already ingested into ``out`` is
+   not ingested again, and a byte copy under another name is named as such.
+2. **Identify** the pages in view by their corner QR codes (:mod:`.codes`):
+   located at coarse to fine scales, read at full resolution, validated
+   strictly against this experiment; one code identifies a page.
+3. **Register** every printed image (:mod:`.register`): on format-2 pages a
+   homography per image from the registration marks around it
+   (:mod:`.marks`), never extrapolated; on format-1 pages one homography from
+   the corner codes.
+4. **Verify and crop** (:mod:`.crops`, :mod:`.verify`): an image is cropped
+   only if its registration is verified (marks all around it, a small fit
+   residual) and the crop then matches its digital clean picture; otherwise it
+   is dropped, with its reason, in the summary, ``ingest.json`` and the
+   overlay (:mod:`.overlay`).
+5. **Write** the crops, then ``index.csv`` and ``ingest.json`` (:mod:`.store`).
 
 Output (``out``, default ``captures/``): see :func:`ingest` and the README.
 Every file is written atomically, the index and state last for each photo,
@@ -62,15 +40,16 @@ import numpy as np
 
 from ..errors import PhysicalError
 from ..files import write_file
-from ..photo_io import PhotoError, decode_photo, encode_png
+from ..photo_io import PhotoError, decode_reduced, encode_png
 from ..sheets import payload
 from ..sheets.layout import Page
 from ..sheets.manifest import manifest_pages, read_manifest
 from ..version import __version__
-from .codes import Decoders
-from .crops import crop_slot, safe_name, Target, digital_targets
+from .codes import Decoders, transform_points
+from .crops import Target, clean_pictures, crop_slot, digital_targets, safe_name
 from .overlay import draw_overlay
-from .register import Scan, scan_photo
+from .register import Scan, SlotFit, scan_photo
+from .verify import check_crop
 from .store import (CROPS_DIR, OVERLAYS_DIR, STATE_FORMAT, STATE_FORMAT_VERSION, list_photos, read_index,
                     read_state, write_index, write_state)
 
@@ -106,6 +85,7 @@ class PhotoOutcome:
     warnings: tuple[str, ...] = ()
     overlay: str = ""
     homographies: tuple[tuple[float, ...], ...] = ()
+    dropped: tuple[dict[str, Any], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -137,6 +117,18 @@ class IngestResult:
     @property
     def already(self) -> tuple[PhotoOutcome, ...]:
         return self._with("already ingested")
+
+    @property
+    def dropped(self) -> tuple[dict[str, Any], ...]:
+        """The images of this run's photos that were not written, each with its reason."""
+        return tuple(d for o in self.outcomes for d in o.dropped)
+
+    def dropped_reasons(self) -> list[tuple[str, int]]:
+        """(reason, how many images), most frequent first."""
+        counts: dict[str, int] = {}
+        for d in self.dropped:
+            counts[d["reason"]] = counts.get(d["reason"], 0) + 1
+        return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
 
     @property
     def crops_new(self) -> int:
@@ -208,13 +200,14 @@ def ingest(
 
     files, not_images = list_photos(photos, [out, printouts])
     targets = digital_targets(manifest, printouts, out, warn)
+    clean_grey = clean_pictures(targets)
     dec = Decoders()
     outcomes: list[PhotoOutcome] = []
     progress("photos", 0, len(files))
     for i, path in enumerate(files):
         name = path.relative_to(photos).as_posix()
         try:
-            outcome, new_rows = _ingest_one(path, name, experiment_id, pages, targets, out, done, dec)
+            outcome, new_rows = _ingest_one(path, name, experiment_id, pages, targets, out, done, dec, clean_grey)
         except OSError as exc:  # reading is handled inside: this is a write into out
             raise PhysicalError(f"--out {out}: cannot write ({type(exc).__name__}: {exc})") from None
         except MemoryError:
@@ -231,6 +224,7 @@ def ingest(
                      "markers_used": list(outcome.markers_used),
                      "reprojection_px": list(outcome.reprojection_px),
                      "homographies": [list(h) for h in outcome.homographies],
+                     "dropped": list(outcome.dropped),
                      "ingested": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
             done[outcome.sha256] = entry
             state["photos"].append(entry)
@@ -248,14 +242,16 @@ def ingest(
                         crops_total=len(rows), photos_before=photos_before, strict=strict)
 
 
-def _skip(name: str, reason: str, sha: str = "", overlay: str = "", warnings: Sequence[str] = ()) -> PhotoOutcome:
+def _skip(name: str, reason: str, sha: str = "", overlay: str = "", warnings: Sequence[str] = (),
+          dropped: Sequence[dict[str, Any]] = ()) -> PhotoOutcome:
     return PhotoOutcome(photo=name, status="skipped", reason=reason, sha256=sha, overlay=overlay,
-                        warnings=tuple(warnings))
+                        warnings=tuple(warnings), dropped=tuple(dropped))
 
 
 def _ingest_one(path: Path, name: str, experiment_id: str, pages: dict[int, Page],
                 targets: dict[tuple[str, str], Target], out: Path, done: dict[str, dict[str, Any]],
-                dec: Decoders) -> tuple[PhotoOutcome, list[dict[str, str]]]:
+                dec: Decoders, clean_grey: Callable[[str], np.ndarray | None]
+                ) -> tuple[PhotoOutcome, list[dict[str, str]]]:
     try:
         data = path.read_bytes()
     except OSError as exc:
@@ -263,13 +259,16 @@ def _ingest_one(path: Path, name: str, experiment_id: str, pages: dict[int, Page
     sha = hashlib.sha256(data).hexdigest()
     if sha in done:
         first = done[sha].get("photo", "")
-        why = "already ingested" + (f" (same content as {first})" if first and first != name else "")
+        # A byte copy under another name (a re-export, a second download) is named, not counted twice.
+        why = f"same photo as {first}, already ingested" if first and first != name else "already ingested"
         return PhotoOutcome(photo=name, status="already ingested", reason=why, sha256=sha), []
     try:
-        rgb = decode_photo(data)
+        rgb, k = decode_reduced(data)
     except PhotoError as exc:
         return _skip(name, str(exc), sha), []
     del data
+    # Work in the reduced photo; report positions in the full photo's pixels (photo_io.decode_reduced).
+    to_full = np.array([[k, 0, (k - 1) / 2], [0, k, (k - 1) / 2], [0, 0, 1.0]])
     h, w = rgb.shape[:2]
     if max(h, w) < MIN_PHOTO_SIDE:
         return _skip(name, f"too small ({w}x{h} pixels) to read the corner codes", sha), []
@@ -278,12 +277,13 @@ def _ingest_one(path: Path, name: str, experiment_id: str, pages: dict[int, Page
     key = sha[:12]
     overlay_rel = f"{OVERLAYS_DIR}/{key}.jpg"
 
-    def skipped(reason: str) -> tuple[PhotoOutcome, list[dict[str, str]]]:
+    def skipped(reason: str, dropped: Sequence[dict[str, Any]] = ()) -> tuple[PhotoOutcome, list[dict[str, str]]]:
         try:
-            write_file(out / overlay_rel, draw_overlay(rgb, scan, f"{name}: skipped\n{reason}", ok=False))
+            write_file(out / overlay_rel, draw_overlay(rgb, scan, f"{name}: skipped\n{reason}", ok=False,
+                                                       dropped=dropped))
         except OSError:
-            return _skip(name, reason, sha), []
-        return _skip(name, reason, sha, overlay_rel), []
+            return _skip(name, reason, sha, dropped=dropped), []
+        return _skip(name, reason, sha, overlay_rel, dropped=dropped), []
 
     if not scan.fits:
         return skipped(_why_nothing(scan, experiment_id, pages))
@@ -294,33 +294,56 @@ def _ingest_one(path: Path, name: str, experiment_id: str, pages: dict[int, Page
     for number, why in sorted(scan.failed_pages.items()):
         warnings.append(f"page {number} also in view but not used: {why}")
     rows: list[dict[str, str]] = []
+    dropped: list[dict[str, Any]] = []
     crop_dir = f"{CROPS_DIR}/{key}"
     used_pages, used_markers, reproj, homs = [], [], [], []
     for fit in scan.fits:
         page_warn: list[str] = []
         if len(fit.markers) < 4:
             missing = [c for c in payload.CORNERS if c not in fit.markers]
-            page_warn.append(f"{len(fit.markers)} markers ({'/'.join(missing)} not found)")
-        if fit.reprojection_px > MAX_REPROJ_MODULES * fit.module_px:
+            page_warn.append(f"{len(fit.markers)} corner codes ({'/'.join(missing)} not found)")
+        if not fit.page.marks and fit.reprojection_px > MAX_REPROJ_MODULES * fit.module_px:
             warnings.append(f"page {fit.page.number}: markers disagree (reprojection error "
                             f"{fit.reprojection_px:.1f} px); not used")
             continue
         coarse = [c for c in payload.CORNERS if c in fit.markers and not fit.markers[c].refined]
         if coarse:
             page_warn.append(f"corners of marker {'/'.join(coarse)} only roughly located (blurred?)")
-        if fit.reprojection_px > WARN_REPROJ_MODULES * fit.module_px:
+        if not fit.page.marks and fit.reprojection_px > WARN_REPROJ_MODULES * fit.module_px:
             page_warn.append(f"registration uncertain (reprojection error {fit.reprojection_px:.1f} px)")
-        outside, lowres, n_rows = 0, [], len(rows)
-        for slot in fit.page.slots:
+        if fit.page.marks and (len(fit.marks) < len(fit.page.marks) or fit.marks_rejected):
+            page_warn.append(f"{len(fit.marks)} of {len(fit.page.marks)} registration marks used"
+                             + (f", {fit.marks_rejected} rejected" if fit.marks_rejected else ""))
+        pictures = {i: g for i in {sl.image_id for sl in fit.page.slots} if (g := clean_grey(i)) is not None}
+        lowres, n_rows, n_dropped = [], len(rows), len(dropped)
+
+        def drop(sf: SlotFit, reason: str) -> None:
+            dropped.append({"page": fit.page.number, "slot": sf.slot.index, "image_id": sf.slot.image_id,
+                            "variant": sf.slot.variant, "reason": reason})
+
+        for sf in fit.slots:
+            slot = sf.slot
             target = targets.get((slot.image_id, slot.variant))
             if target is None:
                 continue
-            got = crop_slot(rgb, fit.h, slot.rect, target.size)
+            if sf.reason:
+                drop(sf, sf.reason)
+                continue
+            got = crop_slot(rgb, sf.h, slot.rect, target.size)
             if got is None:
-                outside += 1
+                drop(sf, "not wholly inside the photo")
                 continue
             crop, native = got
-            crop_warn = list(page_warn)
+            crop_warn = list(sf.notes)
+            if slot.image_id in pictures:
+                verdict = check_crop(crop, slot.image_id, pictures)
+                if not verdict.ok:
+                    drop(sf, verdict.reason)
+                    continue
+                if verdict.note:
+                    crop_warn.append(verdict.note)
+            else:
+                crop_warn.append("digital clean image missing: content not checked")
             if native < 0.75 * max(target.size):
                 crop_warn.append(f"low resolution ({native:.0f} photo px for a {max(target.size)} px image)")
                 lowres.append((native, max(target.size)))
@@ -329,9 +352,12 @@ def _ingest_one(path: Path, name: str, experiment_id: str, pages: dict[int, Page
             rows.append({"photo": name, "photo_sha256": sha, "page": str(fit.page.number), "slot": str(slot.index),
                          "image_id": slot.image_id, "variant": slot.variant, "crop": rel,
                          "digital": target.digital, "markers_used": str(len(fit.markers)),
-                         "reprojection_px": f"{fit.reprojection_px:.3f}", "warnings": "; ".join(crop_warn)})
-        if outside:
-            page_warn.append(f"{outside} of {len(fit.page.slots)} images outside the photo, not cropped")
+                         "reprojection_px": f"{k * fit.reprojection_px:.3f}",
+                         "quad": " ".join(f"{v:.2f}" for v in transform_points(to_full, sf.quad).ravel()),
+                         "residual_pct": f"{sf.residual_pct:.3f}",
+                         "warnings": "; ".join(page_warn + crop_warn)})
+        if len(dropped) > n_dropped:
+            page_warn.append(f"{len(dropped) - n_dropped} of {len(fit.slots)} images dropped (not verified)")
         if lowres:
             page_warn.append(f"{len(lowres)} images covered by fewer photo pixels than their own (about "
                              f"{np.median([a for a, _ in lowres]):.0f} for {lowres[0][1]}); photograph closer")
@@ -341,16 +367,31 @@ def _ingest_one(path: Path, name: str, experiment_id: str, pages: dict[int, Page
             continue
         used_pages.append(fit.page.number)
         used_markers.append(len(fit.markers))
-        reproj.append(round(fit.reprojection_px, 3))
-        homs.append(tuple(float(v) for v in (fit.h / fit.h[2, 2]).ravel()))
+        reproj.append(round(k * fit.reprojection_px, 3))
+        h_full = to_full @ fit.h
+        homs.append(tuple(float(v) for v in (h_full / h_full[2, 2]).ravel()))
     if not rows:
-        return skipped("no image of the page is wholly inside the photo" if used_pages else
-                       "; ".join(warnings) or "registration failed")
-    pages_text = ", ".join(f"page {p} ({m} markers, {r:.2f} px)" for p, m, r in zip(used_pages, used_markers, reproj))
-    write_file(out / overlay_rel, draw_overlay(rgb, scan, f"{name}: {pages_text}", ok=True))
+        if dropped:
+            return skipped(f"no image could be verified ({_reasons(dropped)})", dropped)
+        return skipped("; ".join(warnings) or "registration failed")
+    pages_text = ", ".join(f"page {p} ({m} corner codes, {r:.2f} px)"
+                           for p, m, r in zip(used_pages, used_markers, reproj))
+    if dropped:
+        pages_text += f"; {len(dropped)} images dropped"
+    write_file(out / overlay_rel, draw_overlay(rgb, scan, f"{name}: {pages_text}", ok=True, dropped=dropped))
     return PhotoOutcome(photo=name, status="ingested", sha256=sha, pages=tuple(used_pages), crops=len(rows),
                         markers_used=tuple(used_markers), reprojection_px=tuple(reproj),
-                        warnings=tuple(warnings), overlay=overlay_rel, homographies=tuple(homs)), rows
+                        warnings=tuple(warnings), overlay=overlay_rel, homographies=tuple(homs),
+                        dropped=tuple(dropped)), rows
+
+
+def _reasons(dropped: Sequence[dict[str, Any]]) -> str:
+    """'12 images: too few registration marks ...; 3 images: ...', most frequent reason first."""
+    counts: dict[str, int] = {}
+    for d in dropped:
+        counts[d["reason"]] = counts.get(d["reason"], 0) + 1
+    return "; ".join(f"{n} {'image' if n == 1 else 'images'}: {r}" for r, n in
+                     sorted(counts.items(), key=lambda kv: -kv[1]))
 
 
 def _why_nothing(scan: Scan, experiment_id: str, pages: dict[int, Page]) -> str:

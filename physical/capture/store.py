@@ -26,7 +26,7 @@ OVERLAYS_DIR = "overlays"
 STATE_FORMAT = "physical-captures"
 STATE_FORMAT_VERSION = 1
 INDEX_COLUMNS = ("photo", "photo_sha256", "page", "slot", "image_id", "variant", "crop", "digital",
-                 "markers_used", "reprojection_px", "warnings")
+                 "markers_used", "reprojection_px", "quad", "residual_pct", "warnings")
 
 
 def read_state(out: Path) -> dict[str, Any] | None:

@@ -25,6 +25,19 @@ A marker's rect is exactly the QR module grid WITHOUT its quiet zone: the
 square whose four corners OpenCV reports for the code (the outer corners of
 the finder patterns), because ingest maps those points to compute the
 page-to-photo homography. Around it the layout keeps QR_QUIET_MM of white.
+
+Registration marks (manifest format 2): small ArUco markers (OpenCV's
+``cv2.aruco``, dictionary MARK_DICTIONARY) at the corners of every image's
+cell, where the column gaps cross the bands between rows, so that every image
+is surrounded by marks close to it. They let ingest register each image from
+the marks around it (a curled sheet is not one plane), while the corner QR
+codes identify experiment and page. A mark's ``rect`` is its black square
+(the border included, no quiet zone); MARK_QUIET_MM of white is kept around
+it. Ids are unique on a page, and consecutive pages use disjoint ranges
+(:func:`mark_id`), so marks of two neighbouring pages in one photo cannot be
+confused. A mark that would touch a QR code's quiet zone, the header or
+footer, an image or a label is left out: near the page corners the QR codes'
+own corners serve as marks.
 """
 from __future__ import annotations
 
@@ -47,6 +60,11 @@ QR_SIZE_MM = 20.0
 # (3.2 mm here); the extra helps detection on a grey photographed page.
 QR_QUIET_MM = 4.0
 DEFAULT_IMAGE_SIZE_MM = 25.0
+# The default print size follows the model's input size (default_image_size_mm): a 12 MP
+# phone photo of a whole page (4032 px along the page's 297 mm, the page filling about 3/4 of
+# the frame) has ~10 photo px per mm, and each digital pixel should get at least 1.5 of them.
+PHOTO_PX_PER_MM = 10.0
+MIN_PHOTO_PX_PER_PIXEL = 1.5
 # White space between neighbouring image squares: at least MIN_GAP_MM and at
 # least GAP_FRACTION of the image side, so a crop that is off by a few percent
 # of the image size never bleeds into a neighbour.
@@ -58,6 +76,19 @@ LABEL_HEIGHT_MM = 3.0
 LABEL_OFFSET_FRACTION = 0.5
 # Extra white between header/footer text and a QR quiet zone.
 TEXT_CLEARANCE_MM = 1.0
+# Registration marks: ArUco 4x4 (6 x 6 modules with the black border; the
+# smallest dictionary that has ids enough for the densest page), their side a
+# share of the slot gap, at most MARK_MAX_MM, with MARK_QUIET_MM of white kept
+# around. At the default 25 mm images a mark is 4 mm (0.67 mm modules: 6-7
+# photo px in a 12 MP photo of the whole page).
+MARK_DICTIONARY = "DICT_4X4_1000"
+MARK_IDS = 1000
+MARK_MODULES = 6
+MARK_FRACTION = 0.8
+MARK_MAX_MM = 8.0
+MARK_QUIET_MM = 0.5
+# Pages cycle through MARK_ID_BLOCKS disjoint id ranges of MARK_IDS // MARK_ID_BLOCKS ids.
+MARK_ID_BLOCKS = 4
 
 
 @dataclass(frozen=True)
@@ -111,8 +142,16 @@ class Slot:
 
 
 @dataclass(frozen=True)
+class Mark:
+    """A registration mark: ArUco marker ``id`` of MARK_DICTIONARY; ``rect`` is its black square."""
+
+    id: int
+    rect: Rect
+
+
+@dataclass(frozen=True)
 class Page:
-    """Everything printed on one sheet, in page millimetres."""
+    """Everything printed on one sheet, in page millimetres. ``marks`` is empty on format-1 pages."""
 
     number: int
     paper: str
@@ -120,6 +159,7 @@ class Page:
     image_size_mm: float
     markers: tuple[Marker, ...]
     slots: tuple[Slot, ...]
+    marks: tuple[Mark, ...] = ()
 
 
 def _r(v: float) -> float:
@@ -174,11 +214,17 @@ def footer_rect(page: Page) -> Rect:
     return _text_band(page.size_mm, page.size_mm[1] - MARGIN_MM - QR_SIZE_MM)
 
 
+def _mark_room_mm(image_size_mm: float) -> float:
+    """Space the registration marks need beside the grid: they sit half a gap outside it."""
+    return slot_gap_mm(image_size_mm) / 2 + mark_side_mm(image_size_mm) / 2 + MARK_QUIET_MM
+
+
 def content_rect(size_mm: tuple[float, float], image_size_mm: float) -> Rect:
     """Return the area that image squares and their labels must stay inside."""
     w, h = size_mm
-    # Images keep a full slot gap (at least the quiet zone) from the markers.
-    band = MARGIN_MM + QR_SIZE_MM + max(QR_QUIET_MM, slot_gap_mm(image_size_mm))
+    # Images keep a full slot gap (at least the quiet zone, and room for the marks above
+    # the first row) from the markers.
+    band = MARGIN_MM + QR_SIZE_MM + max(QR_QUIET_MM, slot_gap_mm(image_size_mm), _mark_room_mm(image_size_mm))
     return Rect(MARGIN_MM, band, w - 2 * MARGIN_MM, h - 2 * band)
 
 
@@ -197,12 +243,57 @@ def _grid(size_mm: tuple[float, float], image_size_mm: float) -> _Grid:
     gap = slot_gap_mm(image_size_mm)
     s = image_size_mm
     label_h = LABEL_OFFSET_FRACTION * gap + LABEL_HEIGHT_MM
-    n_cols = max(0, math.floor((content.w + gap) / (s + gap) + 1e-9))
+    # The outer columns keep room for the marks beside them within the margins.
+    usable_w = content.w - 2 * _mark_room_mm(s)
+    n_cols = max(0, math.floor((usable_w + gap) / (s + gap) + 1e-9))
     row_pitch = s + label_h + gap
     n_rows = max(0, math.floor((content.h + gap) / row_pitch + 1e-9))
     grid_w = n_cols * s + max(0, n_cols - 1) * gap
     # Centre the columns so the sheet looks balanced; rows start at the top.
     return _Grid(n_cols, n_rows, gap, row_pitch, content.x + (content.w - grid_w) / 2, content.y)
+
+
+def mark_side_mm(image_size_mm: float) -> float:
+    """Return the side of the registration marks on a page of images this size."""
+    return _r(min(MARK_MAX_MM, MARK_FRACTION * slot_gap_mm(image_size_mm)))
+
+
+def mark_id(page_number: int, index: int) -> int:
+    """Return the ArUco id of the ``index``-th mark (reading order) on page ``page_number``."""
+    block = MARK_IDS // MARK_ID_BLOCKS
+    if not 0 <= index < block:
+        raise ValueError(f"a page holds at most {block} registration marks")
+    return ((page_number - 1) % MARK_ID_BLOCKS) * block + index
+
+
+def _overlaps(a: Rect, b: Rect) -> bool:
+    return a.x < b.right and b.x < a.right and a.y < b.bottom and b.y < a.bottom
+
+
+def _place_marks(page_number: int, size_mm: tuple[float, float], grid: _Grid, s: float, n_rows: int,
+                 slots: list[Slot], markers: tuple[Marker, ...]) -> tuple[Mark, ...]:
+    """Marks where the column gaps (and the page sides of the grid) cross the bands between rows."""
+    if not slots:
+        return ()
+    m = mark_side_mm(s)
+    xs = [grid.x0 - grid.gap / 2 + c * (s + grid.gap) for c in range(grid.n_cols + 1)]
+    # Above the first row: in the gap; below each row: in the middle of the band
+    # between its images and the next row (its labels are under the images, not the gaps).
+    ys = [grid.y0 - grid.gap / 2] + [grid.y0 + r * grid.row_pitch + s + (grid.row_pitch - s) / 2
+                                      for r in range(n_rows)]
+    keep_out = [mk.rect.expanded(QR_QUIET_MM) for mk in markers]
+    keep_out += [_text_band(size_mm, MARGIN_MM), _text_band(size_mm, size_mm[1] - MARGIN_MM - QR_SIZE_MM)]
+    keep_out += [sl.rect for sl in slots] + [label_rect(sl.rect) for sl in slots]
+    page = Rect(MARGIN_MM, MARGIN_MM, size_mm[0] - 2 * MARGIN_MM, size_mm[1] - 2 * MARGIN_MM)
+    marks: list[Mark] = []
+    for y in ys:
+        for x in xs:
+            rect = Rect(_r(x - m / 2), _r(y - m / 2), m, m)
+            zone = rect.expanded(MARK_QUIET_MM)
+            inside = page.x <= zone.x and zone.right <= page.right and page.y <= zone.y and zone.bottom <= page.bottom
+            if inside and not any(_overlaps(zone, k) for k in keep_out):
+                marks.append(Mark(mark_id(page_number, len(marks)), rect))
+    return tuple(marks)
 
 
 def _rows_needed(n_variants: int, grid: _Grid) -> int:
@@ -213,6 +304,15 @@ def _rows_needed(n_variants: int, grid: _Grid) -> int:
 def _fits(n_variants: int, size_mm: tuple[float, float], image_size_mm: float) -> bool:
     grid = _grid(size_mm, image_size_mm)
     return grid.n_cols > 0 and _rows_needed(n_variants, grid) <= grid.n_rows
+
+
+def default_image_size_mm(input_px: int) -> float:
+    """The print size at which a 12 MP photo of the whole page resolves each of ``input_px`` digital
+    pixels with MIN_PHOTO_PX_PER_PIXEL photo pixels; never below DEFAULT_IMAGE_SIZE_MM, whole mm.
+
+    32 px (CIFAR-10) -> 25 mm; 224 px -> 34 mm; 299 px (Inception v3) -> 45 mm.
+    """
+    return max(DEFAULT_IMAGE_SIZE_MM, float(math.ceil(MIN_PHOTO_PX_PER_PIXEL * input_px / PHOTO_PX_PER_MM - 1e-9)))
 
 
 def max_image_size_mm(n_variants: int, paper: str = "a4") -> float:
@@ -242,6 +342,7 @@ def plan_pages(
     paper: str = "a4",
     image_size_mm: float = DEFAULT_IMAGE_SIZE_MM,
     variant_labels: dict[str, str] | None = None,
+    marks: bool = True,
 ) -> list[Page]:
     """Lay out pictures on as few pages as possible.
 
@@ -255,6 +356,8 @@ def plan_pages(
         image_size_mm: printed side of every image square.
         variant_labels: optional display text per variant name for the
             labels (e.g. {"bim_eps8": "bim ε8"}); defaults to the name.
+        marks: add the registration marks around every image (format 2);
+            False gives a format-1 page (corner codes only).
 
     Each picture starts a new row and fills rows left to right; a page takes
     as many whole pictures as fit, then a new page starts.
@@ -322,7 +425,8 @@ def plan_pages(
                 label = f"{image_id} · {labels.get(variant, variant)}"
                 slots.append(Slot(len(slots), image_id, variant, label, rect))
             row += _rows_needed(len(variants), grid)
-        pages.append(Page(number, paper, size_mm, s, markers, tuple(slots)))
+        page_marks = _place_marks(number, size_mm, grid, s, row, slots, markers) if marks else ()
+        pages.append(Page(number, paper, size_mm, s, markers, tuple(slots), page_marks))
     return pages
 
 
@@ -338,6 +442,7 @@ def page_to_dict(page: Page) -> dict[str, Any]:
             {"index": s.index, "image_id": s.image_id, "variant": s.variant, "label": s.label, "rect": s.rect.as_list()}
             for s in page.slots
         ],
+        **({"marks": [{"id": m.id, "rect": m.rect.as_list()} for m in page.marks]} if page.marks else {}),
     }
 
 
@@ -365,6 +470,7 @@ def page_from_dict(d: dict[str, Any]) -> Page:
                 Slot(int(s["index"]), str(s["image_id"]), str(s["variant"]), str(s["label"]), _rect_from_list(s["rect"]))
                 for s in d["slots"]
             ),
+            marks=tuple(Mark(int(m["id"]), _rect_from_list(m["rect"])) for m in d.get("marks", ())),
         )
     except (KeyError, TypeError, ValueError) as e:
         raise ValueError(f"bad page entry in manifest: {e!r}") from None

@@ -17,7 +17,9 @@ from .layout import Page, page_from_dict
 
 MANIFEST_NAME = "manifest.json"
 FORMAT = "physical-printouts"
-FORMAT_VERSION = 1
+# 2: registration marks around every image (layout.marks, pages[].marks); 1: corner codes only.
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 
 
 def write_manifest(folder: Path, manifest: dict[str, Any]) -> Path:
@@ -38,9 +40,9 @@ def read_manifest(folder: Path) -> dict[str, Any]:
         raise PhysicalError(f"{path}: not valid JSON ({exc}); re-run `physical make-sheets --force`") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise PhysicalError(f"{path}: not a physical printouts manifest")
-    if data.get("format_version") != FORMAT_VERSION:
+    if data.get("format_version") not in READABLE_VERSIONS:
         raise PhysicalError(f"{path}: manifest format version {data.get('format_version')} is not "
-                            f"supported (this physical reads version {FORMAT_VERSION})")
+                            f"supported (this physical reads versions {', '.join(map(str, READABLE_VERSIONS))})")
     return data
 
 

@@ -168,6 +168,31 @@ def _draw_marker(c: canvas.Canvas, marker: layout.Marker, page_h: float) -> None
     c.drawPath(path, stroke=0, fill=1, fillMode=0)  # nonzero winding: overlaps stay dark
 
 
+def mark_modules(mark_id: int) -> np.ndarray:
+    """The (MARK_MODULES, MARK_MODULES) module matrix of a registration mark, True = black, border included."""
+    import cv2
+
+    dictionary = cv2.aruco.getPredefinedDictionary(getattr(cv2.aruco, layout.MARK_DICTIONARY))
+    img = cv2.aruco.generateImageMarker(dictionary, int(mark_id), layout.MARK_MODULES, borderBits=1)
+    return img < 128
+
+
+def _draw_mark(c: canvas.Canvas, mark: layout.Mark, page_h: float) -> None:
+    c.setFillGray(1.0)
+    c.rect(*_pdf_rect(mark.rect.expanded(layout.MARK_QUIET_MM), page_h), stroke=0, fill=1)
+    bits = mark_modules(mark.id)
+    n = bits.shape[0]
+    module = mark.rect.w / n
+    path = c.beginPath()   # one path, as for the QR codes: no seams between modules
+    for r in range(n):
+        for col in range(n):
+            if bits[r, col]:
+                path.rect(*_pdf_rect(Rect(mark.rect.x + col * module, mark.rect.y + r * module, module, module),
+                                     page_h))
+    c.setFillGray(0.0)
+    c.drawPath(path, stroke=0, fill=1, fillMode=0)
+
+
 def _draw_ruler(c: canvas.Canvas, band: Rect, y_mm: float, page_h: float) -> None:
     # A 100 mm bar lets the user check with a ruler that the print was not scaled.
     length = min(RULER_MM, band.w)
@@ -185,6 +210,8 @@ def _draw_page(c: canvas.Canvas, page: Page, n_pages: int, images: Mapping[tuple
     page_h = page.size_mm[1]
     for marker in page.markers:
         _draw_marker(c, marker, page_h)
+    for mark in page.marks:
+        _draw_mark(c, mark, page_h)
 
     for slot in page.slots:
         img = _upscaled(images[(slot.image_id, slot.variant)], page.image_size_mm)

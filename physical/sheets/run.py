@@ -29,7 +29,8 @@ from ..attacks import METHODS, attack_grid, eps_steps, parse_eps_levels
 from ..errors import PhysicalError
 from ..models import Classifier, load_model, quantize_8bit, to_uint8
 from ..version import __version__
-from .layout import DEFAULT_IMAGE_SIZE_MM, PAPER_SIZES_MM, page_to_dict, plan_pages
+from .layout import (MARK_DICTIONARY, MARK_MODULES, MARK_QUIET_MM, MIN_PHOTO_PX_PER_PIXEL, PAPER_SIZES_MM,
+                     default_image_size_mm, mark_side_mm, max_image_size_mm, page_to_dict, plan_pages)
 from .manifest import FORMAT, FORMAT_VERSION, MANIFEST_NAME, read_manifest, write_manifest
 from .pdf import write_sheets_pdf
 from .pictures import Picture, load_pictures
@@ -100,7 +101,7 @@ def make_sheets(
     methods: Sequence[str] = METHODS,
     eps: Sequence[int] = (2, 4, 8, 16),
     paper: str = "a4",
-    image_size_mm: float = DEFAULT_IMAGE_SIZE_MM,
+    image_size_mm: float | None = None,
     batch_size: int = 16,
     device: str | None = None,
     force: bool = False,
@@ -111,6 +112,8 @@ def make_sheets(
 
     ``eps`` in 0-255 levels (1..64). ``model`` is a spec for
     :func:`physical.models.load_model` or an already loaded Classifier.
+    ``image_size_mm=None`` prints at :func:`~physical.sheets.layout.default_image_size_mm` of the
+    model's input size, or smaller if the variants of a picture would not fit a page at that size.
     ``progress(stage, done, total)`` is called as work advances.
     """
     out = Path(out)
@@ -137,6 +140,16 @@ def make_sheets(
     # Pre-flight the layout before minutes of attacking: a picture that cannot
     # fit a page is an error the user should see at once.
     groups = [(p.id, [variant_name(m, e) for m, e in variants]) for p in pictures]
+    if image_size_mm is None:
+        wanted = default_image_size_mm(max(clf.input_size))
+        fits = max_image_size_mm(len(variants), paper)
+        image_size_mm = min(wanted, fits) if fits > 0 else wanted
+        if image_size_mm < wanted:
+            warn = warn or (lambda message: None)
+            warn(f"images print {image_size_mm:g} mm wide, the most at which the {len(variants)} variants of a "
+                 f"picture fit one {paper} page; {wanted:g} mm would give each of the model's "
+                 f"{max(clf.input_size)} pixels {MIN_PHOTO_PX_PER_PIXEL:g} photo pixels in a 12 MP photo of the "
+                 f"whole page: photograph closer, or print fewer methods or eps")
     labels_map = {variant_name(m, e): variant_label(m, e) for m, e in variants}
     try:
         pages = plan_pages(groups, experiment_id, paper=paper, image_size_mm=image_size_mm,
@@ -209,6 +222,8 @@ def make_sheets(
             "images": records,
             "layout": {"paper": paper, "image_size_mm": image_size_mm, "pdf": PDF_NAME,
                        "units": "mm, origin top-left of the page, y down",
+                       "marks": {"dictionary": MARK_DICTIONARY, "modules": MARK_MODULES,
+                                 "side_mm": mark_side_mm(image_size_mm), "quiet_mm": MARK_QUIET_MM},
                        "pages": [page_to_dict(p) for p in pages]},
         }
         _commit(out, staging, old, manifest)
