@@ -316,7 +316,7 @@ def test_rotated_and_perspective_photos(exp, tmp_path):
     assert result.pages_seen == (1, 2) and result.pages_missing == ()
     rows = read_index(out)
     assert list(rows[0].keys()) == list(store.INDEX_COLUMNS)
-    assert len(rows) == 3 * len(pa.slots) + len(pb.slots) == result.crops_total
+    assert len(rows) == 3 * len(pa.slots) + len(pb.slots) == result.crops_total, [(o.photo, d["reason"], d.get("residual_pct"), d.get("content_shift_pct")) for o in result.outcomes for d in o.dropped]
     assert all(float(r["reprojection_px"]) < 1.0 for r in rows)
     assert_registered(check_crops(exp, out, rows))
     for o in result.outcomes:

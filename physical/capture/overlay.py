@@ -50,7 +50,9 @@ def draw_overlay(rgb: np.ndarray, scan: Scan | None, title: str, ok: bool,
 
     if scan is not None:
         used = {id(c) for f in scan.fits for c in f.markers.values()}
-        gone = {(d["page"], d["slot"]): d["reason"] for d in dropped}
+        # Dropped images carry a number; the title bar says which reason each number stands for.
+        keys = {r: i + 1 for i, r in enumerate(dict.fromkeys(d["reason"] for d in dropped))}
+        gone = {(d["page"], d["slot"]): keys[d["reason"]] for d in dropped}
         for f in scan.fits:
             for m in f.marks:
                 cv2.polylines(img, [pts(m.quad)], True, green, 1, cv2.LINE_AA)
@@ -74,8 +76,7 @@ def draw_overlay(rgb: np.ndarray, scan: Scan | None, title: str, ok: bool,
                     cv2.polylines(img, [q], True, magenta, 2, cv2.LINE_AA)
                     cv2.line(img, tuple(q[0, 0]), tuple(q[2, 0]), magenta, 1, cv2.LINE_AA)
                     cv2.line(img, tuple(q[1, 0]), tuple(q[3, 0]), magenta, 1, cv2.LINE_AA)
-                    label(f"{slot.image_id} {slot.variant}: dropped", x, y, fs, (255, 255, 255), magenta)
-                    label(why[:40], x, y + int(30 * fs) + 2, fs, (255, 255, 255), magenta)
+                    label(f"dropped {why}", x, y, fs, (255, 255, 255), magenta)
             for m in f.page.markers:
                 if m.corner not in f.markers:
                     q = pts(transform_points(f.h, np.array(m.rect.corners())))
@@ -97,10 +98,16 @@ def draw_overlay(rgb: np.ndarray, scan: Scan | None, title: str, ok: bool,
             tl = q[0, 0]  # the code's own top-left corner: shows how the page lies
             cv2.circle(img, (int(tl[0]), int(tl[1])), 4, color, -1, cv2.LINE_AA)
             label(text, q[:, 0, 0].min(), q[:, 0, 1].min() - 18, 0.45, (255, 255, 255), color)
-    lines = title.split("\n")
+    lines = [(t, green if ok else red) for t in title.split("\n")]
+    if dropped:
+        counts: dict[str, int] = {}
+        for d in dropped:
+            counts[d["reason"]] = counts.get(d["reason"], 0) + 1
+        lines += [(f"dropped {i + 1}: {r} ({counts[r]})", magenta)
+                  for i, r in enumerate(dict.fromkeys(d["reason"] for d in dropped))]
     bar = 10 + 22 * len(lines)
     cv2.rectangle(img, (0, 0), (img.shape[1], bar), (255, 255, 255), -1)
-    for i, line in enumerate(lines):
+    for i, (line, color) in enumerate(lines):
         cv2.putText(img, "".join(ch if 32 <= ord(ch) < 127 else "?" for ch in line), (8, 24 + 22 * i), font, 0.55,
-                    green if ok else red, 1, cv2.LINE_AA)
+                    color, 1, cv2.LINE_AA)
     return encode_jpeg(cv2.cvtColor(img, cv2.COLOR_BGR2RGB), 85)

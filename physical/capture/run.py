@@ -125,10 +125,7 @@ class IngestResult:
 
     def dropped_reasons(self) -> list[tuple[str, int]]:
         """(reason, how many images), most frequent first."""
-        counts: dict[str, int] = {}
-        for d in self.dropped:
-            counts[d["reason"]] = counts.get(d["reason"], 0) + 1
-        return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+        return count_reasons(self.dropped)
 
     @property
     def crops_new(self) -> int:
@@ -301,7 +298,7 @@ def _ingest_one(path: Path, name: str, experiment_id: str, pages: dict[int, Page
         page_warn: list[str] = []
         if len(fit.markers) < 4:
             missing = [c for c in payload.CORNERS if c not in fit.markers]
-            page_warn.append(f"{len(fit.markers)} corner codes ({'/'.join(missing)} not found)")
+            page_warn.append(f"{_n(len(fit.markers), 'corner code')} ({'/'.join(missing)} not found)")
         if not fit.page.marks and fit.reprojection_px > MAX_REPROJ_MODULES * fit.module_px:
             warnings.append(f"page {fit.page.number}: markers disagree (reprojection error "
                             f"{fit.reprojection_px:.1f} px); not used")
@@ -317,9 +314,14 @@ def _ingest_one(path: Path, name: str, experiment_id: str, pages: dict[int, Page
         pictures = {i: g for i in {sl.image_id for sl in fit.page.slots} if (g := clean_grey(i)) is not None}
         lowres, n_rows, n_dropped = [], len(rows), len(dropped)
 
-        def drop(sf: SlotFit, reason: str) -> None:
-            dropped.append({"page": fit.page.number, "slot": sf.slot.index, "image_id": sf.slot.image_id,
-                            "variant": sf.slot.variant, "reason": reason})
+        def drop(sf: SlotFit, reason: str, content_shift_pct: float = float("nan")) -> None:
+            d = {"page": fit.page.number, "slot": sf.slot.index, "image_id": sf.slot.image_id,
+                 "variant": sf.slot.variant, "reason": reason}
+            if np.isfinite(sf.residual_pct):
+                d["residual_pct"] = round(float(sf.residual_pct), 3)
+            if np.isfinite(content_shift_pct):
+                d["content_shift_pct"] = round(float(content_shift_pct), 3)
+            dropped.append(d)
 
         for sf in fit.slots:
             slot = sf.slot
@@ -338,7 +340,7 @@ def _ingest_one(path: Path, name: str, experiment_id: str, pages: dict[int, Page
             if slot.image_id in pictures:
                 verdict = check_crop(crop, slot.image_id, pictures)
                 if not verdict.ok:
-                    drop(sf, verdict.reason)
+                    drop(sf, verdict.reason, verdict.shift_pct)
                     continue
                 if verdict.note:
                     crop_warn.append(verdict.note)
@@ -374,7 +376,7 @@ def _ingest_one(path: Path, name: str, experiment_id: str, pages: dict[int, Page
         if dropped:
             return skipped(f"no image could be verified ({_reasons(dropped)})", dropped)
         return skipped("; ".join(warnings) or "registration failed")
-    pages_text = ", ".join(f"page {p} ({m} corner codes, {r:.2f} px)"
+    pages_text = ", ".join(f"page {p} ({_n(m, 'corner code')}, {r:.2f} px)"
                            for p, m, r in zip(used_pages, used_markers, reproj))
     if dropped:
         pages_text += f"; {len(dropped)} images dropped"
@@ -385,13 +387,21 @@ def _ingest_one(path: Path, name: str, experiment_id: str, pages: dict[int, Page
                         dropped=tuple(dropped)), rows
 
 
-def _reasons(dropped: Sequence[dict[str, Any]]) -> str:
-    """'12 images: too few registration marks ...; 3 images: ...', most frequent reason first."""
+def _n(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+def count_reasons(dropped: Sequence[dict[str, Any]]) -> list[tuple[str, int]]:
+    """(reason, how many images) of dropped images, most frequent first."""
     counts: dict[str, int] = {}
     for d in dropped:
         counts[d["reason"]] = counts.get(d["reason"], 0) + 1
-    return "; ".join(f"{n} {'image' if n == 1 else 'images'}: {r}" for r, n in
-                     sorted(counts.items(), key=lambda kv: -kv[1]))
+    return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+
+
+def _reasons(dropped: Sequence[dict[str, Any]]) -> str:
+    """'12 images: too few registration marks ...; 3 images: ...', most frequent reason first."""
+    return "; ".join(f"{_n(n, 'image')}: {r}" for r, n in count_reasons(dropped))
 
 
 def _why_nothing(scan: Scan, experiment_id: str, pages: dict[int, Page]) -> str:

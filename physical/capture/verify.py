@@ -84,7 +84,8 @@ def check_crop(crop: np.ndarray, own: str, pictures: Mapping[str, np.ndarray]) -
     pts = np.array([[0, 0, 1], [WORK, 0, 1], [WORK, WORK, 1], [0, WORK, 1]], np.float32)
     shift = float(np.linalg.norm(pts @ warp.T - pts[:, :2], axis=1).max()) / WORK * 100
     if cc < MIN_ECC_CC:
-        return Verdict(False, f"its content does not match its picture (correlation {cc:.2f})", shift)
+        return Verdict(False, "its content does not match its picture", shift)
     if shift > MAX_CONTENT_SHIFT_PCT:
-        return Verdict(False, f"its content is {shift:.1f}% of the image width off its registration", shift)
+        return Verdict(False, f"its content is more than {MAX_CONTENT_SHIFT_PCT:g}% of the image width off "
+                              "its registration", shift)
     return Verdict(True, shift_pct=shift)
