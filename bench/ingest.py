@@ -1,23 +1,23 @@
-"""Benchmark: seconds per 12-megapixel phone photo in ``physical ingest``, and what they are spent on.
+"""Benchmark: ``physical ingest`` on virtual-camera photos: how right, and how fast.
 
-    python bench/ingest.py                  # 6 photos, OpenCV's default threads
-    python bench/ingest.py --threads 1      # one thread (OMP_NUM_THREADS=1 too)
-    python bench/ingest.py --rates 40       # also: how often markers are found, over harder photos
-    python bench/ingest.py --digital-size 299   # crops of 299 px (Inception's input) instead of 32
+    python bench/ingest.py                          # 20 photos each of normal, hard, extreme
+    python bench/ingest.py --photos 50 --difficulties normal
+    python bench/ingest.py --megapixels 200         # also: one photo upscaled to 200 MP, time and peak memory
 
-A demo experiment (4 pictures x 13 variants: 2 pages of 26 images) is made in a
-temporary folder; each photo is page 1 rendered at 300 dpi and warped with a
-random rotation and perspective into a 4032 x 3024 frame, with uneven light,
-blur and noise, saved as a JPEG (quality 92, ~3 MB, like a phone's).
+A demo experiment (4 pictures x 13 variants: 2 A4 pages of 26 images of 32 px,
+with registration marks) is made in a temporary folder and photographed by the
+virtual camera (``physical simulate-photos``, 12 MP frames) at each
+difficulty. Each folder is ingested once; reported per difficulty:
 
-Reported: the median wall time of ``ingest()`` per photo (the target is
-< 0.5 s, the limit 1 s), then the median time of each stage run on its own:
-decode (file bytes -> RGB array), grey + detect (OpenCV's QR detector on a
-copy scaled to DETECT_SIDE px), read + refine + register (decode each code at
-full resolution, align it to its printed pattern, fit the homography), crops
-(26 warps + INTER_AREA), PNG encode of the crops, and the debug overlay.
-With ``--rates N``: the share of markers found and of photos ingested over N
-photos with the page filling 45-95 % of the frame, blur sigma 0.5-2.5 px.
+- pages found, of those recoverable (a corner code whole and uncovered);
+- crops written, images dropped (not verified), crops of the wrong page,
+  image or variant (must be 0);
+- the corner error of every crop written against the camera's exact ground
+  truth (:mod:`physical.capture.truth`): median, p95, max, and how many
+  above 3 % and 5 % of the image width;
+- seconds per photo: the median time between one photo's end and the next's
+  in ``ingest()`` (decode, find codes and marks, register, verify, crop,
+  write), the first photo (which also loads the experiment) excluded.
 """
 from __future__ import annotations
 
@@ -25,182 +25,87 @@ import argparse
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
-def homography(size_mm, photo_wh, rot, fill, persp, rng):
+def timed_ingest(photos: Path, printouts: Path, out: Path) -> tuple[object, list[float]]:
+    from physical.capture.run import ingest
+
+    stamps: list[float] = []
+
+    def progress(stage: str, done: int, total: int) -> None:
+        if stage == "photos":
+            stamps.append(time.perf_counter())
+
+    result = ingest(photos, printouts=printouts, out=out, progress=progress)
+    per_photo = [b - a for a, b in zip(stamps[1:], stamps[2:])]   # stamps[0] is "0 done"
+    return result, per_photo
+
+
+def large_photo(src: Path, dst: Path, megapixels: float) -> None:
     import cv2
 
-    w, h = size_mm
-    corners = np.array([[0, 0], [w, 0], [w, h], [0, h]], float)
-    th = np.deg2rad(rot)
-    r = np.array([[np.cos(th), -np.sin(th)], [np.sin(th), np.cos(th)]])
-    c = (corners - [w / 2, h / 2]) @ r.T
-    ext = c.max(0) - c.min(0)
-    sc = fill * min(photo_wh[0] / ext[0], photo_wh[1] / ext[1])
-    dst = c * sc + [photo_wh[0] / 2, photo_wh[1] / 2] + rng.uniform(-1, 1, 2) * (1 - fill) * 0.4 * np.array(photo_wh)
-    dst += rng.uniform(-1, 1, dst.shape) * persp * sc * min(w, h) / 2
-    return cv2.getPerspectiveTransform(corners.astype(np.float32), dst.astype(np.float32)).astype(float)
-
-
-def photo_jpeg(rendered, dpi, hom, wh, rng, blur, noise=3.0, quality=92) -> bytes:
-    import cv2
-
-    s = dpi / 25.4
-    to_render = np.array([[s, 0, -0.5], [0, s, -0.5], [0, 0, 1.0]])
-    img = cv2.warpPerspective(rendered, hom @ np.linalg.inv(to_render), wh, flags=cv2.INTER_LINEAR,
-                              borderMode=cv2.BORDER_CONSTANT, borderValue=(60, 52, 45)).astype(np.float32)
-    yy, xx = np.mgrid[0:wh[1], 0:wh[0]].astype(np.float32)
-    img *= (1 - 0.25 * (0.6 * xx / wh[0] + 0.4 * yy / wh[1]))[..., None]
-    img = cv2.GaussianBlur(img, (0, 0), blur)
-    img += rng.normal(0, noise, img.shape).astype(np.float32)
-    _, buf = cv2.imencode(".jpg", cv2.cvtColor(np.clip(img, 0, 255).astype(np.uint8), cv2.COLOR_RGB2BGR),
-                           [cv2.IMWRITE_JPEG_QUALITY, quality])
-    return buf.tobytes()
-
-
-def median_time(fn, repeats: int = 3) -> float:
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
-
-
-def stage_times(data: bytes, exp_id: str, page_map, dec, size: int) -> dict[str, float]:
-    """Seconds of each stage of ingest on one photo, each run on its own."""
-    import cv2
-
-    from physical.capture import codes, crops, overlay, register
-    from physical.photo_io import decode_photo, encode_png
-
-    t: dict[str, float] = {"decode": median_time(lambda: decode_photo(data))}
-    rgb = decode_photo(data)
-    gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
-    t["grey+detect"] = median_time(
-        lambda: codes.detect_quads(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), codes.DETECT_SIDE, dec))
-    t_scan = median_time(lambda: register.scan_photo(gray, exp_id, page_map, dec), 2)
-    t["read+register"] = t_scan - median_time(lambda: codes.detect_quads(gray, codes.DETECT_SIDE, dec))
-    scan = register.scan_photo(gray, exp_id, page_map, dec)
-    fit = scan.fits[0]
-    t["crops"] = median_time(lambda: [crops.crop_slot(rgb, fit.h, s.rect, (size, size)) for s in fit.page.slots])
-    crops = [crops.crop_slot(rgb, fit.h, s.rect, (size, size))[0] for s in fit.page.slots]
-    t["png"] = median_time(lambda: [encode_png(c) for c in crops])
-    t["overlay"] = median_time(lambda: overlay.draw_overlay(rgb, scan, "bench", True))
-    return t
+    img = cv2.imread(str(src))
+    s = (megapixels * 1e6 / (img.shape[0] * img.shape[1])) ** 0.5
+    w, h = int(img.shape[1] * s) // 8 * 8, int(img.shape[0] * s) // 8 * 8   # phone sensors: multiples of 8
+    big = cv2.resize(img, (w, h), interpolation=cv2.INTER_LINEAR)
+    cv2.imwrite(str(dst), big, [cv2.IMWRITE_JPEG_QUALITY, 90])
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--photos", type=int, default=6)
-    p.add_argument("--threads", type=int, default=None, help="cv2.setNumThreads (default: OpenCV's choice)")
-    p.add_argument("--rates", type=int, default=0, help="also measure detection rates over N harder photos")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--digital-size", type=int, default=None,
-                   help="pretend the digital images are N x N px (rewrites the PNGs; crops are made at this size)")
-    args = p.parse_args()
-    if args.threads is not None:
-        os.environ["OMP_NUM_THREADS"] = str(args.threads)
-    import cv2
-    import pypdfium2 as pdfium
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--photos", type=int, default=20, help="photos per difficulty (even: both pages alike)")
+    ap.add_argument("--difficulties", default="normal,hard,extreme")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--megapixels", type=float, default=0, help="also ingest one photo upscaled to this size")
+    args = ap.parse_args()
 
-    if args.threads is not None:
-        cv2.setNumThreads(args.threads)
-    from physical.capture import codes, run as ing
-    from physical.sheets.manifest import manifest_pages
+    from physical.capture import truth
+    from physical.capture.camera import simulate_photos
     from physical.sheets.run import make_sheets
 
-    rng = np.random.default_rng(args.seed)
-    wh, dpi = (4032, 3024), 300
+    print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
     with tempfile.TemporaryDirectory() as tmp:
-        tmp = Path(tmp)
-        sheets = make_sheets(tmp / "printouts", count=4)
-        pages = manifest_pages(sheets.manifest)
-        page = pages[0]
-        size = 32
-        if args.digital_size:
-            size = args.digital_size
-            for png in (tmp / "printouts" / "images").glob("*.png"):
-                cv2.imwrite(str(png), cv2.resize(cv2.imread(str(png)), (size, size), interpolation=cv2.INTER_NEAREST))
-        doc = pdfium.PdfDocument(tmp / "printouts" / "sheets.pdf")
-        rendered = doc[0].render(scale=dpi / 72, rev_byteorder=True).to_numpy()[..., :3].copy()
-        doc.close()
-        photos = tmp / "photos"
-        photos.mkdir()
-        datas = []
-        for i in range(args.photos):
-            hom = homography(page.size_mm, wh, rot=90 * (i % 4) + rng.uniform(-8, 8), fill=rng.uniform(0.75, 0.95),
-                             persp=rng.uniform(0.02, 0.12), rng=rng)
-            datas.append(photo_jpeg(rendered, dpi, hom, wh, rng, blur=rng.uniform(0.6, 1.5)))
-            (photos / f"IMG_{i:04d}.jpg").write_bytes(datas[-1])
-
-        # End to end: ingest() on the folder, timed per photo through its progress callback.
-        stamps: list[float] = []
-        t0 = time.perf_counter()
-        result = ing.ingest(photos, printouts=tmp / "printouts", out=tmp / "captures",
-                            progress=lambda stage, done, total: stamps.append(time.perf_counter()))
-        per_photo = np.diff(stamps)
-        total = time.perf_counter() - t0
-        ok = sum(1 for o in result.ingested if o.markers_used == (4,))
-
-        # Stage by stage, on the same photos.
-        exp_id, page_map = sheets.manifest["experiment_id"], {q.number: q for q in pages}
-        dec = codes.Decoders()
-        stages: dict[str, list[float]] = {}
-        for data in datas:
-            for k, v in stage_times(data, exp_id, page_map, dec, size).items():
-                stages.setdefault(k, []).append(v)
-
-        threads = cv2.getNumThreads()
-        cpu = platform.processor() or platform.machine()
-        print(f"{len(datas)} photos 4032x3024 JPEG (~{np.mean([len(d) for d in datas]) / 1e6:.1f} MB), "
-              f"{len(page.slots)} images of {size} px per page; {ok}/{len(datas)} ingested with 4 markers; "
-              f"{os.cpu_count()} CPUs ({cpu}), OpenCV {cv2.__version__} with {threads} threads; "
-              f"folder total {total:.2f} s")
-        cols = ["median s/photo (ingest)"] + [f"{k}" for k in stages]
-        print("| " + " | ".join(cols) + " |")
-        print("|" + "---|" * len(cols))
-        cells = " | ".join(f"{statistics.median(v):.3f}" for v in stages.values())
-        print(f"| **{np.median(per_photo):.3f}** | {cells} |")
-        other = np.median(per_photo) - sum(statistics.median(v) for v in stages.values())
-        print(f"(the rest, {other:.3f} s: SHA-256, file writes and the index/state rewrite with fsync)")
-
-        if args.rates:
-            rates(args.rates, rng, rendered, dpi, page, page_map, exp_id, dec)
-
-
-def rates(n, rng, rendered, dpi, page, page_map, exp_id, dec) -> None:
-    """Markers located at DETECT_SIDE, read, and used, over harder photos."""
-    import cv2
-
-    from physical.capture import codes, register
-    from physical.photo_io import decode_photo
-
-    located = read = used = ingested = 0
-    for i in range(n):
-        fill, blur = rng.uniform(0.45, 0.95), rng.uniform(0.5, 2.5)
-        hom = homography(page.size_mm, (4032, 3024), rot=rng.uniform(0, 360), fill=fill,
-                         persp=rng.uniform(0, 0.15), rng=rng)
-        rgb = decode_photo(photo_jpeg(rendered, dpi, hom, (4032, 3024), rng, blur=blur, noise=rng.uniform(1, 6)))
-        gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
-        located += min(4, len(codes.detect_quads(gray, codes.DETECT_SIDE, dec)))
-        scan = register.scan_photo(gray, exp_id, page_map, dec)
-        read += min(4, sum(1 for c in scan.codes if c.marker is not None))
-        if scan.fits:
-            used += len(scan.fits[0].markers)
-            ingested += 1
-    print(f"over {n} photos (page filling 45-95 % of the frame, any rotation, blur sigma 0.5-2.5 px, "
-          f"noise 1-6): markers located at {codes.DETECT_SIDE} px {located / (4 * n):.1%}, read "
-          f"{read / (4 * n):.1%}, used after the search where the others predict them {used / (4 * n):.1%}; "
-          f"photos ingested {ingested / n:.1%}")
+        root = Path(tmp)
+        make_sheets(root / "printouts", count=4, seed=args.seed)
+        print("| difficulty | photos | pages found (of recoverable) | crops | dropped | wrong | corner error "
+              "median / p95 / max, % of width | > 3 % | > 5 % | median s/photo |")
+        print("|---|---|---|---|---|---|---|---|---|---|")
+        for difficulty in args.difficulties.split(","):
+            photos = root / f"photos-{difficulty}"
+            simulate_photos(root / "printouts", photos, per_page=max(1, args.photos // 2), seed=args.seed,
+                            difficulty=difficulty)
+            result, per_photo = timed_ingest(photos, root / "printouts", root / f"captures-{difficulty}")
+            s = truth.score(root / "printouts", photos, root / f"captures-{difficulty}")
+            print(f"| {difficulty} | {s.photos} | {s.pages_found} ({s.pages_recoverable}) | {s.crops} | {s.dropped} | "
+                  f"{len(s.wrong)} | {s.percentile(50):.2f} / {s.percentile(95):.2f} / {s.max_pct:.2f} | "
+                  f"{s.over(3)} | {s.over(5)} | {statistics.median(per_photo):.2f} |", flush=True)
+            for w in s.wrong:
+                print("   wrong:", w)
+            reasons = result.dropped_reasons()
+            if reasons:
+                print("   dropped: " + "; ".join(f"{n} {r}" for r, n in reasons[:4]))
+        if args.megapixels:
+            src = sorted((root / f"photos-{args.difficulties.split(',')[0]}").glob("*.jpg"))[0]
+            big = root / "big"
+            big.mkdir()
+            large_photo(src, big / "big.jpg", args.megapixels)
+            code = ("import sys, time, resource; from pathlib import Path; from physical.capture.run import ingest; "
+                    "t = time.perf_counter(); r = ingest(Path(sys.argv[1]), printouts=Path(sys.argv[2]), "
+                    "out=Path(sys.argv[3])); print(r.outcomes[0].status, r.outcomes[0].crops, "
+                    "round(time.perf_counter() - t, 2), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)")
+            out = subprocess.run([sys.executable, "-c", code, str(big), str(root / "printouts"), str(root / "cap-big")],
+                                 capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1])
+            status, crops, secs, rss = out.stdout.split()
+            size = (big / "big.jpg").stat().st_size / 1e6
+            print(f"\n{args.megapixels:g} MP photo ({size:.0f} MB JPEG): {status}, {crops} crops, {secs} s, "
+                  f"peak memory {rss} MB (the whole process, torch included)")
 
 
 if __name__ == "__main__":

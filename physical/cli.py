@@ -123,8 +123,11 @@ def simulate_photos_cmd(
     out_dir: Path = typer.Option(Path("photos"), "--out", help="Folder for the photos and ground-truth.json."),
     per_page: int = typer.Option(1, help="Photos per page."),
     seed: int = typer.Option(0, help="Random seed; the same seed gives the same photos."),
-    difficulty: str = typer.Option("normal", help="easy (straight, even light), normal (a careful user's "
-                                                  "photos) or hard (tilt, shadow, blur, EXIF-rotated)."),
+    difficulty: str = typer.Option("normal", help="easy (straight, flat, even light), normal (a careful "
+                                                  "user's photos: mild curl and lens distortion), hard (tilt, "
+                                                  "curl, shadow, blur, EXIF-rotated, sometimes a finger or pen "
+                                                  "over a code, small codes or a cut corner) or extreme (all of "
+                                                  "that, stronger and at once)."),
 ) -> None:
     """Make synthetic phone photos of the printed sheets, with exact ground truth (no printer needed)."""
     from .capture.camera import GROUND_TRUTH_NAME, simulate_photos
@@ -142,7 +145,7 @@ def simulate_photos_cmd(
         _fail(str(exc))
     pages = len({p.name.rsplit("_", 1)[0] for p in paths})
     out.print(f"wrote {len(paths)} simulated phone photos ({difficulty}, seed {seed}: {per_page} per page of "
-              f"{pages} pages) to {out_dir}/, with their exact page-to-photo homographies in "
+              f"{pages} pages) to {out_dir}/, with their exact page-to-photo geometry in "
               f"{out_dir / GROUND_TRUTH_NAME}; next: run `physical ingest {out_dir}/`")
 
 

@@ -283,7 +283,7 @@ def test_registration_marks_are_printed_where_the_layout_says(sheets) -> None:
             assert np.abs(found[m.id] - expect).max() / PX_PER_MM < 0.1, m
         # The module pattern is the one the dictionary holds for the id (what ingest decodes).
         m = page.marks[0]
-        bits = pdf.mark_modules(m.id)
+        bits = layout.mark_modules(m.id)
         x0, y0, x1, y1 = layout.mm_to_px(m.rect, PX_PER_MM)
         cell = (x1 - x0) / bits.shape[0]
         centres = (np.arange(bits.shape[0]) + 0.5) * cell

@@ -7,10 +7,12 @@ its position agrees with the page's other marks and codes (see
 :mod:`.register`). Corners come back in the mark's own TL, TR, BR, BL order
 (the order of ``Rect.corners()``), refined to sub-pixel accuracy.
 
-Marks that the whole-photo pass misses (small, blurred, in shadow) are then
-looked for where the page's other marks and codes predict them
-(:func:`find_marks_near`): a patch around the predicted place, enlarged so
-that a module spans GUIDED_MODULE_PX px, where only the expected id counts.
+Marks that the whole-photo pass misses (small, blurred, in shadow: their bits
+cannot be read) are then looked for where the marks around them predict them
+(:func:`align_mark`): the known pattern of the expected id is aligned to the
+photo there, and accepted only if it matches closely. Measured on 10 hard and
+8 extreme virtual photos: pages with crops 9 -> 10 and 8 -> 8, crops 180 ->
+235 and 77 -> 166, with the largest corner error unchanged (under 2 %).
 
 The detector's default minimum size (a perimeter of 3 % of the photo's
 longest side, a 30 px square in a 12 MP photo) would skip the 4 mm marks of
@@ -26,14 +28,11 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from ..sheets.layout import MARK_DICTIONARY
+from ..sheets.layout import MARK_DICTIONARY, MARK_MODULES, mark_modules
 
 # A mark's perimeter in photo px, as a share of the photo's longest side: 4 sides of
 # MARK_MODULES modules of 3 px in a 4032 px photo is 72 px, 0.018; allow a little less.
 MIN_PERIMETER_RATE = 0.012
-# Guided search: patches are enlarged until a module spans this many px (at most GUIDED_MAX_ZOOM x).
-GUIDED_MODULE_PX = 8.0
-GUIDED_MAX_ZOOM = 4
 
 
 @dataclass(frozen=True)
@@ -44,8 +43,8 @@ class FoundMark:
     quad: np.ndarray
 
 
-@functools.lru_cache(maxsize=2)
-def _detector(guided: bool = False) -> cv2.aruco.ArucoDetector:
+@functools.lru_cache(maxsize=1)
+def _detector() -> cv2.aruco.ArucoDetector:
     params = cv2.aruco.DetectorParameters()
     params.minMarkerPerimeterRate = MIN_PERIMETER_RATE
     params.cornerRefinementMethod = cv2.aruco.CORNER_REFINE_SUBPIX
@@ -61,17 +60,12 @@ def _detector(guided: bool = False) -> cv2.aruco.ArucoDetector:
     # On 8 hard and extreme virtual photos these found 10-45 % more marks, with no false id.
     params.perspectiveRemovePixelPerCell = 8
     params.perspectiveRemoveIgnoredMarginPerCell = 0.25
-    if guided:
-        # Enlarged patches: modules of ~GUIDED_MODULE_PX px want windows of a few modules.
-        params.adaptiveThreshWinSizeMin = 13
-        params.adaptiveThreshWinSizeMax = 33
-        params.cornerRefinementWinSize = 5
     dictionary = cv2.aruco.getPredefinedDictionary(getattr(cv2.aruco, MARK_DICTIONARY))
     return cv2.aruco.ArucoDetector(dictionary, params)
 
 
-def _detect(gray: np.ndarray, guided: bool = False) -> dict[int, list[np.ndarray]]:
-    corners, ids, _ = _detector(guided).detectMarkers(gray)
+def _detect(gray: np.ndarray) -> dict[int, list[np.ndarray]]:
+    corners, ids, _ = _detector().detectMarkers(gray)
     out: dict[int, list[np.ndarray]] = {}
     if ids is None:
         return out
@@ -114,36 +108,54 @@ def find_marks(gray: np.ndarray, wanted: set[int] | None = None,
     return [FoundMark(i, q + offset) for i, quads in sorted(found.items()) for q in quads]
 
 
-def find_marks_near(gray: np.ndarray, expected: list[tuple[int, np.ndarray]], margin_px: float) -> list[FoundMark]:
-    """Look for each expected mark ``(id, predicted quad (4, 2))`` in a patch around its prediction.
+# Alignment of a mark's known pattern (guided search for marks too blurred to decode): px per
+# module of the rectified patch, the search radius in modules, and the correlation it must reach.
+ALIGN_PPM = 8
+ALIGN_SEARCH_MODULES = 3
+MIN_ALIGN_CC = 0.75
 
-    ``margin_px``: how far from the prediction the mark may be. A detection counts only if it
-    has the expected id; its corners come back in photo px.
-    """
-    h, w = gray.shape[:2]
-    out = []
-    for mark_id, quad in expected:
-        side = float(np.mean([np.linalg.norm(quad[i] - quad[(i + 1) % 4]) for i in range(4)]))
-        if not np.all(np.isfinite(quad)) or side < 4:
-            continue
-        lo = np.floor(quad.min(axis=0) - margin_px).astype(int)
-        hi = np.ceil(quad.max(axis=0) + margin_px).astype(int)
-        x0, y0 = max(0, lo[0]), max(0, lo[1])
-        x1, y1 = min(w, hi[0] + 1), min(h, hi[1] + 1)
-        if x1 - x0 < side or y1 - y0 < side:
-            continue
-        zoom = int(np.clip(np.ceil(GUIDED_MODULE_PX * 6 / side), 1, GUIDED_MAX_ZOOM))
-        patch = gray[y0:y1, x0:x1]
-        if zoom > 1:
-            patch = cv2.resize(patch, None, fx=zoom, fy=zoom, interpolation=cv2.INTER_CUBIC)
-        hits = _detect(patch, guided=True)
-        if mark_id not in hits:
-            hits = _detect(_sharpened(patch), guided=True)
-        for i, quads in hits.items():
-            if i != mark_id:
-                continue
-            for q in quads:
-                # Patch px (pixel centres) -> photo px.
-                full = (q + 0.5) / zoom - 0.5 + np.array([x0, y0], np.float64)
-                out.append(FoundMark(i, full))
-    return out
+
+@functools.lru_cache(maxsize=1024)
+def _mark_template(mark_id: int) -> np.ndarray:
+    """The mark's pattern with one module of white around it, ALIGN_PPM px per module (float32)."""
+    bits = mark_modules(mark_id)
+    t = np.full((bits.shape[0] + 2, bits.shape[1] + 2), 255, np.uint8)
+    t[1:-1, 1:-1][bits] = 0
+    return cv2.resize(t, None, fx=ALIGN_PPM, fy=ALIGN_PPM, interpolation=cv2.INTER_NEAREST).astype(np.float32)
+
+
+def align_mark(gray: np.ndarray, mark_id: int, predicted: np.ndarray) -> FoundMark | None:
+    """Find a mark by its known pattern near ``predicted`` (its quad (4, 2) in photo px, as the marks
+    around it put it), when the detector could not read it (blur, small modules): the patch around
+    the prediction is rectified, searched (template matching) within ALIGN_SEARCH_MODULES modules, and
+    aligned to the pattern (ECC, affine); accepted only at correlation MIN_ALIGN_CC or more."""
+    n = MARK_MODULES
+    tmpl = _mark_template(mark_id)
+    margin = ALIGN_SEARCH_MODULES + 1                       # modules of patch around the template
+    side = (n + 2 + 2 * ALIGN_SEARCH_MODULES) * ALIGN_PPM
+    # Module coordinates (0..n over the mark) -> patch px (pixel centres).
+    to_patch = np.array([[ALIGN_PPM, 0, margin * ALIGN_PPM - 0.5], [0, ALIGN_PPM, margin * ALIGN_PPM - 0.5],
+                         [0, 0, 1.0]])
+    square = np.array([[0, 0], [n, 0], [n, n], [0, n]], np.float32)
+    mod_to_photo = cv2.getPerspectiveTransform(square, np.asarray(predicted, np.float32)).astype(np.float64)
+    patch_to_photo = mod_to_photo @ np.linalg.inv(to_patch)
+    patch = cv2.warpPerspective(gray, patch_to_photo, (side, side), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                                borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
+    scores = cv2.matchTemplate(patch, tmpl, cv2.TM_CCOEFF_NORMED)
+    _, best, _, (bx, by) = cv2.minMaxLoc(scores)
+    if best < 0.5:
+        return None
+    # ECC from the best offset: warp maps template px to patch px.
+    warp = np.array([[1, 0, bx], [0, 1, by]], np.float32)
+    try:
+        cc, warp = cv2.findTransformECC(tmpl, patch, warp, cv2.MOTION_AFFINE,
+                                        (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 50, 1e-4), None, 3)
+    except cv2.error:
+        return None
+    if cc < MIN_ALIGN_CC:
+        return None
+    # Template px of the mark's corners (pixel-centre coordinates) -> patch -> photo.
+    corners_t = (square.astype(np.float64) + 1) * ALIGN_PPM - 0.5
+    in_patch = np.column_stack([corners_t, np.ones(4)]) @ np.vstack([warp, [0, 0, 1]]).T
+    quad = cv2.perspectiveTransform(in_patch[:, :2].reshape(1, -1, 2), patch_to_photo)[0]
+    return FoundMark(mark_id, quad.astype(np.float64))

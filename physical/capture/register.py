@@ -46,16 +46,16 @@ import numpy as np
 
 from ..sheets import payload
 from ..sheets.layout import Page, Slot, slot_gap_mm
-from .marks import FoundMark, find_marks, find_marks_near
+from .marks import FoundMark, align_mark, find_marks
 from .codes import (DETECT_SIDE, DETECT_SIDE_RETRY, transform_points, Code, classify_codes, Decoders, detect_quads,
                     marker_of_any, qr_modules, rectify, patch_homography, read_code, refine, square)
 
 
 # A mark is accepted when the page's global fit puts it within this share of the image pitch.
 MARK_ACCEPT_PITCH = 0.35
-# Guided search for a missing mark: this share of the image pitch around where the page's fit puts it.
-MARK_SEARCH_PITCH = 0.25
 NO_MARKS = "too few registration marks found around it"
+# Every corner of an image must have a mark or code corner within this share of the image pitch.
+CORNER_REACH_PITCH = 0.6
 # A local fit whose RMS residual at its marks exceeds this share of the image width is not used.
 MAX_RESIDUAL_PCT = 1.5
 # Marks farther than this many image pitches from an image's centre are never used for it.
@@ -345,6 +345,11 @@ def fit_slot(slot: Slot, groups: Sequence[_Group], pitch_mm: float) -> SlotFit:
     # Every mark as close as the farthest one used also takes part: more points, the same locality.
     reach = float(np.linalg.norm(used[-1].centre - centre)) + 1e-6
     used = [g for g in near if np.linalg.norm(g.centre - centre) <= reach]
+    # Each corner of the image needs a mark near it: between distant marks a wavy sheet is not a
+    # plane, and the fit can be several percent off at a corner while it fits its marks well.
+    pts = np.concatenate([g.page_pts for g in used])
+    if max(float(np.linalg.norm(pts - c, axis=1).min()) for c in corners) > CORNER_REACH_PITCH * pitch_mm:
+        return SlotFit(slot, marks_used=len(used), reason=NO_MARKS)
     fit = _fit(used, corners)
     if fit is None:
         return SlotFit(slot, marks_used=len(used), reason="the marks around it give no plausible fit")
@@ -392,9 +397,16 @@ def _register_marked(gray: np.ndarray, page: Page, found: dict[str, Code], marks
               and np.linalg.norm(np.array(m.rect.corners()).mean(0) - np.array(sf.slot.rect.corners()).mean(0))
               <= pitch}
     if wanted:
-        px_per_mm = float(np.median([_side_px(g.photo_pts) / _side_px(g.page_pts) for g in kept]))
-        expected = [(i, transform_points(h, np.array(m.rect.corners(), np.float64))) for i, m in wanted.items()]
-        extra = find_marks_near(gray, expected, MARK_SEARCH_PITCH * pitch * px_per_mm)
+        # Too blurred or small to decode: align each one's known pattern where the nearest marks put it.
+        extra: list[FoundMark] = []
+        for i, m in wanted.items():
+            rect = np.array(m.rect.corners(), np.float64)
+            nearest = sorted(kept, key=lambda g: float(np.linalg.norm(g.centre - rect.mean(0))))[:4]
+            local = _fit(nearest, rect) if len(nearest) >= 2 else None
+            if local is not None:
+                aligned = align_mark(gray, i, local[1])
+                if aligned is not None:
+                    extra.append(aligned)
         again = _accept_groups(page, _groups(page, codes, list(marks) + extra)) if extra else None
         if again is not None and len(again[1]) > len(kept):
             _, kept, fit.marks_rejected = again

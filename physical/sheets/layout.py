@@ -258,6 +258,15 @@ def mark_side_mm(image_size_mm: float) -> float:
     return _r(min(MARK_MAX_MM, MARK_FRACTION * slot_gap_mm(image_size_mm)))
 
 
+def mark_modules(mark_id: int):
+    """The (MARK_MODULES, MARK_MODULES) bool matrix of a registration mark, True = black, border included:
+    what the PDF prints and what ingest aligns to (OpenCV's own pattern for the id)."""
+    import cv2
+
+    dictionary = cv2.aruco.getPredefinedDictionary(getattr(cv2.aruco, MARK_DICTIONARY))
+    return cv2.aruco.generateImageMarker(dictionary, int(mark_id), MARK_MODULES, borderBits=1) < 128
+
+
 def mark_id(page_number: int, index: int) -> int:
     """Return the ArUco id of the ``index``-th mark (reading order) on page ``page_number``."""
     block = MARK_IDS // MARK_ID_BLOCKS

@@ -168,19 +168,10 @@ def _draw_marker(c: canvas.Canvas, marker: layout.Marker, page_h: float) -> None
     c.drawPath(path, stroke=0, fill=1, fillMode=0)  # nonzero winding: overlaps stay dark
 
 
-def mark_modules(mark_id: int) -> np.ndarray:
-    """The (MARK_MODULES, MARK_MODULES) module matrix of a registration mark, True = black, border included."""
-    import cv2
-
-    dictionary = cv2.aruco.getPredefinedDictionary(getattr(cv2.aruco, layout.MARK_DICTIONARY))
-    img = cv2.aruco.generateImageMarker(dictionary, int(mark_id), layout.MARK_MODULES, borderBits=1)
-    return img < 128
-
-
 def _draw_mark(c: canvas.Canvas, mark: layout.Mark, page_h: float) -> None:
     c.setFillGray(1.0)
     c.rect(*_pdf_rect(mark.rect.expanded(layout.MARK_QUIET_MM), page_h), stroke=0, fill=1)
-    bits = mark_modules(mark.id)
+    bits = layout.mark_modules(mark.id)
     n = bits.shape[0]
     module = mark.rect.w / n
     path = c.beginPath()   # one path, as for the QR codes: no seams between modules
