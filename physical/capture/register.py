@@ -451,12 +451,13 @@ def scan_photo(gray: np.ndarray, experiment_id: str, pages: dict[int, Page], dec
         if max((len(v) for v in by_page.values()), default=0) >= 2:
             break
 
+    marks: list[FoundMark] | None = None
+
     foreign = [marker_of_any(c.text) for c in codes if c.marker is None and c.text]
     others = sorted({m.experiment_id for m in foreign if m is not None and m.experiment_id != experiment_id})
     out_of_range = sorted({m.page for m in foreign if m is not None and m.experiment_id == experiment_id})
     n_other = sum(1 for m in foreign if m is None)
     fits, failed = [], {}
-    marks: list[FoundMark] | None = None
     for number, found in sorted(by_page.items()):
         corners = [c.marker.corner for c in found if c.marker]
         if len(set(corners)) != len(corners):
