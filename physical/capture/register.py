@@ -72,7 +72,6 @@ class SlotFit:
     residual_pct: float = float("nan")  # RMS residual of the fit at its points, % of the image width
     marks_used: int = 0                 # marks and codes the fit used
     reason: str = ""                    # why it was dropped; empty if it was not
-    notes: tuple[str, ...] = ()
 
 
 @dataclass
@@ -91,9 +90,15 @@ class PageFit:
 class _Group:
     """Four page points (mm) and where they were found in the photo (px): a mark or a corner code."""
 
-    name: str
+    kind: str            # "mark" or "code"
+    key: int | str       # the mark's id, or the code's corner
     page_pts: np.ndarray
     photo_pts: np.ndarray
+    found: FoundMark | None = None   # the mark as found (marks only)
+
+    @property
+    def name(self) -> str:
+        return f"{self.kind} {self.key}"
 
     @property
     def centre(self) -> np.ndarray:
@@ -272,10 +277,10 @@ def _side_px(quad: np.ndarray) -> float:
 def _groups(page: Page, codes: dict[str, Code], marks: Sequence[FoundMark]) -> list[_Group]:
     """The corner codes and the marks with this page's ids, as point groups (every candidate of a repeated id)."""
     rects = {m.corner: m.rect for m in page.markers}
-    out = [_Group(f"code {c}", np.array(rects[c].corners(), np.float64), np.asarray(code.quad, np.float64))
+    out = [_Group("code", c, np.array(rects[c].corners(), np.float64), np.asarray(code.quad, np.float64))
            for c, code in codes.items() if c in rects]
     by_id = {m.id: m.rect for m in page.marks}
-    out += [_Group(f"mark {f.id}", np.array(by_id[f.id].corners(), np.float64), f.quad)
+    out += [_Group("mark", f.id, np.array(by_id[f.id].corners(), np.float64), f.quad, f)
             for f in marks if f.id in by_id]
     return out
 
@@ -380,39 +385,33 @@ def _register_marked(gray: np.ndarray, page: Page, found: dict[str, Code], marks
     h, kept, rejected = accepted
     if not _plausible(h, page, gray.shape):
         return None, "registration marks disagree"
-    used_codes = {g.name.split()[1]: codes[g.name.split()[1]] for g in kept if g.name.startswith("code ")}
+    used_codes = {str(g.key): codes[str(g.key)] for g in kept if g.kind == "code"}
     pitch = _pitch_mm(page)
-    kept_ids = {int(g.name.split()[1]) for g in kept if g.name.startswith("mark ")}
-    kept_marks = [f for f in marks if f.id in kept_ids and any(f.quad is g.photo_pts for g in kept)]
     src = np.concatenate([g.page_pts for g in kept])
     dst = np.concatenate([g.photo_pts for g in kept])
     rms = float(np.sqrt(np.mean(np.sum((transform_points(h, src) - dst) ** 2, axis=1))))
     fit = PageFit(page=page, h=h, markers=used_codes, reprojection_px=rms, module_px=_module_px(h, page),
-                  marks=kept_marks, marks_rejected=rejected)
+                  marks=[g.found for g in kept if g.found is not None], marks_rejected=rejected)
     fit.slots = [fit_slot(slot, kept, pitch) for slot in page.slots]
-    # Guided search: the marks missing around images that lack them, where the page's fit puts them.
-    short = [sf for sf in fit.slots if sf.reason == NO_MARKS]
-    have = {int(g.name.split()[1]) for g in kept if g.name.startswith("mark ")}
-    wanted = {m.id: m for sf in short for m in page.marks if m.id not in have
-              and np.linalg.norm(np.array(m.rect.corners()).mean(0) - np.array(sf.slot.rect.corners()).mean(0))
-              <= pitch}
-    if wanted:
-        # Too blurred or small to decode: align each one's known pattern where the nearest marks put it.
-        extra: list[FoundMark] = []
-        for i, m in wanted.items():
-            rect = np.array(m.rect.corners(), np.float64)
-            nearest = sorted(kept, key=lambda g: float(np.linalg.norm(g.centre - rect.mean(0))))[:4]
-            local = _fit(nearest, rect) if len(nearest) >= 2 else None
-            if local is not None:
-                aligned = align_mark(gray, i, local[1])
-                if aligned is not None:
-                    extra.append(aligned)
-        again = _accept_groups(page, _groups(page, codes, list(marks) + extra)) if extra else None
-        if again is not None and len(again[1]) > len(kept):
-            _, kept, fit.marks_rejected = again
-            kept_ids = {int(g.name.split()[1]) for g in kept if g.name.startswith("mark ")}
-            fit.marks = [f for f in list(marks) + extra if f.id in kept_ids and any(f.quad is g.photo_pts for g in kept)]
-            fit.slots = [fit_slot(sf.slot, kept, pitch) if sf.reason == NO_MARKS else sf for sf in fit.slots]
+    # Guided search: the marks missing around images that lack them (too blurred or small to decode):
+    # each one's known pattern is aligned where the nearest marks found put it.
+    have = {g.key for g in kept if g.kind == "mark"}
+    short = [np.array(sf.slot.rect.corners()).mean(0) for sf in fit.slots if sf.reason == NO_MARKS]
+    wanted = [m for m in page.marks if m.id not in have
+              and any(np.linalg.norm(np.array(m.rect.corners()).mean(0) - c) <= pitch for c in short)]
+    extra: list[FoundMark] = []
+    for m in wanted:
+        rect = np.array(m.rect.corners(), np.float64)
+        nearest = sorted(kept, key=lambda g: float(np.linalg.norm(g.centre - rect.mean(0))))[:4]
+        local = _fit(nearest, rect) if len(nearest) >= 2 else None
+        aligned = align_mark(gray, m.id, local[1]) if local is not None else None
+        if aligned is not None:
+            extra.append(aligned)
+    again = _accept_groups(page, _groups(page, codes, list(marks) + extra)) if extra else None
+    if again is not None and len(again[1]) > len(kept):
+        _, kept, fit.marks_rejected = again
+        fit.marks = [g.found for g in kept if g.found is not None]
+        fit.slots = [fit_slot(sf.slot, kept, pitch) if sf.reason == NO_MARKS else sf for sf in fit.slots]
     return fit, ""
 
 

@@ -336,7 +336,7 @@ def _ingest_one(path: Path, name: str, experiment_id: str, pages: dict[int, Page
                 drop(sf, "not wholly inside the photo")
                 continue
             crop, native = got
-            crop_warn = list(sf.notes)
+            crop_warn: list[str] = []
             if slot.image_id in pictures:
                 verdict = check_crop(crop, slot.image_id, pictures)
                 if not verdict.ok:
