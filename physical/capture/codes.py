@@ -108,6 +108,12 @@ def square(n: float) -> np.ndarray:
     return np.array([[0, 0], [n, 0], [n, n], [0, n]], np.float64)
 
 
+def quad_side(quad: np.ndarray) -> float:
+    """Mean side length of a quad (4, 2)."""
+    q = np.asarray(quad, np.float64)
+    return float(np.mean(np.linalg.norm(q - np.roll(q, -1, axis=0), axis=1)))
+
+
 def transform_points(h: np.ndarray, pts: np.ndarray) -> np.ndarray:
     return cv2.perspectiveTransform(np.asarray(pts, np.float64).reshape(1, -1, 2), h)[0]
 
@@ -160,7 +166,7 @@ class Decoders:
 
     def read(self, patch: np.ndarray) -> str:
         """Decode an upright rectified code patch; '' if nothing could be read."""
-        for img in (patch, _sharpen(patch, 1.5), _sharpen(patch, 3.0)):
+        for img in (patch, sharpen(patch, 1.5), sharpen(patch, 3.0)):
             for det in (self.classic, self.aruco):
                 try:
                     text = det.detectAndDecode(img)[0]
@@ -171,9 +177,10 @@ class Decoders:
         return ""
 
 
-def _sharpen(img: np.ndarray, amount: float) -> np.ndarray:
+def sharpen(img: np.ndarray, amount: float, sigma: float = PATCH_PPM / 2) -> np.ndarray:
+    """Unsharp mask of a uint8 image: ``img + amount * (img - blur_sigma(img))``, clipped."""
     f = img.astype(np.float32)
-    blur = cv2.GaussianBlur(f, (0, 0), PATCH_PPM / 2)
+    blur = cv2.GaussianBlur(f, (0, 0), sigma)
     return np.clip(f + amount * (f - blur), 0, 255).astype(np.uint8)
 
 

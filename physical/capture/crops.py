@@ -22,6 +22,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from ..photo_io import PhotoError, read_photo
 from ..sheets.layout import Rect
 from .codes import transform_points
 from .register import inside
@@ -129,9 +130,10 @@ def clean_pictures(targets: dict[tuple[str, str], Target]) -> Callable[[str], np
             target = targets.get((image_id, "clean"))
             img = None
             if target is not None and target.path is not None:
-                bgr = cv2.imread(str(target.path), cv2.IMREAD_COLOR)
-                if bgr is not None:
-                    img = grey(digital_as_cropped(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)))
+                try:
+                    img = grey(digital_as_cropped(read_photo(target.path)[1]))
+                except PhotoError:
+                    img = None
             cache[image_id] = img
         return cache[image_id]
 

@@ -12,7 +12,7 @@ cannot be read) are then looked for where the marks around them predict them
 (:func:`align_mark`): the known pattern of the expected id is aligned to the
 photo there, and accepted only if it matches closely. Measured on 10 hard and
 8 extreme virtual photos: pages with crops 9 -> 10 and 8 -> 8, crops 180 ->
-235 and 77 -> 166, with the largest corner error unchanged (under 2 %).
+235 and 78 -> 164, with the largest corner error unchanged (under 2 %).
 
 The detector's default minimum size (a perimeter of 3 % of the photo's
 longest side, a 30 px square in a 12 MP photo) would skip the 4 mm marks of
@@ -29,6 +29,7 @@ import cv2
 import numpy as np
 
 from ..sheets.layout import MARK_DICTIONARY, MARK_MODULES, mark_modules
+from .codes import sharpen
 
 # A mark's perimeter in photo px, as a share of the photo's longest side: 4 sides of
 # MARK_MODULES modules of 3 px in a 4032 px photo is 72 px, 0.018; allow a little less.
@@ -76,12 +77,6 @@ def _detect(gray: np.ndarray) -> dict[int, list[np.ndarray]]:
     return out
 
 
-def _sharpened(gray: np.ndarray) -> np.ndarray:
-    f = gray.astype(np.float32)
-    blur = cv2.GaussianBlur(f, (0, 0), 2.0)
-    return np.clip(f + 1.5 * (f - blur), 0, 255).astype(np.uint8)
-
-
 def find_marks(gray: np.ndarray, wanted: set[int] | None = None,
                roi: tuple[int, int, int, int] | None = None) -> list[FoundMark]:
     """Every registration mark found in ``gray`` (the photo, (H, W) uint8), in its pixel coordinates.
@@ -98,7 +93,7 @@ def find_marks(gray: np.ndarray, wanted: set[int] | None = None,
         gray = gray[y0:y1, x0:x1]
     found = _detect(gray)
     if wanted is not None and not wanted <= set(found):
-        for i, quads in _detect(_sharpened(gray)).items():
+        for i, quads in _detect(sharpen(gray, 1.5, sigma=2.0)).items():
             have = found.setdefault(i, [])
             for q in quads:
                 # The same mark found in both passes: keep the first.

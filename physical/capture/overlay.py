@@ -9,7 +9,7 @@ import numpy as np
 
 from ..photo_io import encode_jpeg
 from .codes import transform_points, marker_of_any
-from .register import Scan
+from .register import Scan, count_reasons
 
 OVERLAY_SIDE = 1200
 
@@ -48,10 +48,10 @@ def draw_overlay(rgb: np.ndarray, scan: Scan | None, title: str, ok: bool,
         cv2.rectangle(img, (x, y), (x + tw + 4, y + th + base + 3), bg, -1)
         cv2.putText(img, t, (x + 2, y + th + 2), font, scale, fg, 1, cv2.LINE_AA)
 
+    # Dropped images carry a number; the title bar says which reason each number stands for.
+    keys = {r: i + 1 for i, r in enumerate(dict.fromkeys(d["reason"] for d in dropped))}
     if scan is not None:
         used = {id(c) for f in scan.fits for c in f.markers.values()}
-        # Dropped images carry a number; the title bar says which reason each number stands for.
-        keys = {r: i + 1 for i, r in enumerate(dict.fromkeys(d["reason"] for d in dropped))}
         gone = {(d["page"], d["slot"]): keys[d["reason"]] for d in dropped}
         for f in scan.fits:
             for m in f.marks:
@@ -100,11 +100,8 @@ def draw_overlay(rgb: np.ndarray, scan: Scan | None, title: str, ok: bool,
             label(text, q[:, 0, 0].min(), q[:, 0, 1].min() - 18, 0.45, (255, 255, 255), color)
     lines = [(t, green if ok else red) for t in title.split("\n")]
     if dropped:
-        counts: dict[str, int] = {}
-        for d in dropped:
-            counts[d["reason"]] = counts.get(d["reason"], 0) + 1
-        lines += [(f"dropped {i + 1}: {r} ({counts[r]})", magenta)
-                  for i, r in enumerate(dict.fromkeys(d["reason"] for d in dropped))]
+        counts = dict(count_reasons(dropped))
+        lines += [(f"dropped {keys[r]}: {r} ({counts[r]})", magenta) for r in keys]
     bar = 10 + 22 * len(lines)
     cv2.rectangle(img, (0, 0), (img.shape[1], bar), (255, 255, 255), -1)
     for i, (line, color) in enumerate(lines):

@@ -40,6 +40,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import cv2
 import numpy as np
@@ -47,13 +48,21 @@ import numpy as np
 from ..sheets import payload
 from ..sheets.layout import Page, Slot, slot_gap_mm
 from .marks import FoundMark, align_mark, find_marks
-from .codes import (DETECT_SIDE, DETECT_SIDE_RETRY, transform_points, Code, classify_codes, Decoders, detect_quads,
-                    marker_of_any, qr_modules, rectify, patch_homography, read_code, refine, square)
+from .codes import (DETECT_SIDE, DETECT_SIDE_RETRY, Code, Decoders, classify_codes, detect_quads, marker_of_any,
+                    patch_homography, qr_modules, quad_side, read_code, rectify, refine, square, transform_points)
 
 
 # A mark is accepted when the page's global fit puts it within this share of the image pitch.
 MARK_ACCEPT_PITCH = 0.35
 NO_MARKS = "too few registration marks found around it"
+
+
+def count_reasons(dropped: Sequence[dict[str, Any]]) -> list[tuple[str, int]]:
+    """(reason, how many images) of dropped images (dicts with a ``reason``), most frequent first."""
+    counts: dict[str, int] = {}
+    for d in dropped:
+        counts[d["reason"]] = counts.get(d["reason"], 0) + 1
+    return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
 # Every corner of an image must have a mark or code corner within this share of the image pitch.
 CORNER_REACH_PITCH = 0.6
 # A local fit whose RMS residual at its marks exceeds this share of the image width is not used.
@@ -118,8 +127,7 @@ def _module_px(h: np.ndarray, page: Page) -> float:
     sides = []
     for m in page.markers:
         q = transform_points(h, np.array(m.rect.corners()))
-        side = np.mean([np.linalg.norm(q[i] - q[(i + 1) % 4]) for i in range(4)])
-        sides.append(side / qr_modules(m.payload).shape[0])
+        sides.append(quad_side(q) / qr_modules(m.payload).shape[0])
     return float(np.mean(sides))
 
 
@@ -215,7 +223,7 @@ def _register_page(gray: np.ndarray, page: Page, found: dict[str, Code], dec: De
 
 
 def _module_px_from_codes(codes: Iterable[Code], n: int) -> float:
-    sides = [np.mean([np.linalg.norm(c.quad[i] - c.quad[(i + 1) % 4]) for i in range(4)]) / n for c in codes]
+    sides = [quad_side(c.quad) / n for c in codes]
     return float(np.mean(sides)) if sides else 4.0
 
 
@@ -259,7 +267,7 @@ def _pages_roi(shape: tuple[int, ...], pages: dict[int, Page], by_page: dict[int
 def _page_slot_fit(fit: PageFit, slot: Slot) -> SlotFit:
     """A format-1 page: every image through the page's one homography; its residual is the page's."""
     quad = transform_points(fit.h, np.array(slot.rect.corners(), np.float64))
-    return SlotFit(slot, h=fit.h, quad=quad, residual_pct=100 * fit.reprojection_px / _side_px(quad),
+    return SlotFit(slot, h=fit.h, quad=quad, residual_pct=100 * fit.reprojection_px / quad_side(quad),
                    marks_used=len(fit.markers))
 
 
@@ -268,10 +276,6 @@ def _page_slot_fit(fit: PageFit, slot: Slot) -> SlotFit:
 
 def _pitch_mm(page: Page) -> float:
     return page.image_size_mm + slot_gap_mm(page.image_size_mm)
-
-
-def _side_px(quad: np.ndarray) -> float:
-    return float(np.mean([np.linalg.norm(quad[i] - quad[(i + 1) % 4]) for i in range(4)]))
 
 
 def _groups(page: Page, codes: dict[str, Code], marks: Sequence[FoundMark]) -> list[_Group]:
@@ -289,7 +293,7 @@ def _accept_groups(page: Page, groups: list[_Group]) -> tuple[np.ndarray, list[_
     """Global robust fit; the groups it agrees with (one per name), and how many were rejected."""
     if len({g.name for g in groups}) < 2:
         return None
-    px_per_mm = float(np.median([_side_px(g.photo_pts) / _side_px(g.page_pts) for g in groups]))
+    px_per_mm = float(np.median([quad_side(g.photo_pts) / quad_side(g.page_pts) for g in groups]))
     thr = MARK_ACCEPT_PITCH * _pitch_mm(page) * px_per_mm
     src = np.concatenate([g.page_pts for g in groups])
     dst = np.concatenate([g.photo_pts for g in groups])
@@ -359,7 +363,7 @@ def fit_slot(slot: Slot, groups: Sequence[_Group], pitch_mm: float) -> SlotFit:
     if fit is None:
         return SlotFit(slot, marks_used=len(used), reason="the marks around it give no plausible fit")
     h, quad, rms = fit
-    pct = 100 * rms / _side_px(quad)
+    pct = 100 * rms / quad_side(quad)
     # No mark is left out to make the rest agree: where marks disagree, the sheet bends more than
     # one plane can follow (measured: leaving out the worst mark gave fits of 1.1 % residual whose
     # crop was 6 % off on a curled sheet). Gross outliers were rejected by the page's global fit.

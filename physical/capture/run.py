@@ -48,7 +48,7 @@ from ..version import __version__
 from .codes import Decoders, transform_points
 from .crops import Target, clean_pictures, crop_slot, digital_targets, safe_name
 from .overlay import draw_overlay
-from .register import Scan, SlotFit, scan_photo
+from .register import Scan, SlotFit, count_reasons, scan_photo
 from .verify import check_crop
 from .store import (CROPS_DIR, OVERLAYS_DIR, STATE_FORMAT, STATE_FORMAT_VERSION, list_photos, read_index,
                     read_state, write_index, write_state)
@@ -389,14 +389,6 @@ def _ingest_one(path: Path, name: str, experiment_id: str, pages: dict[int, Page
 
 def _n(count: int, noun: str) -> str:
     return f"{count} {noun}{'' if count == 1 else 's'}"
-
-
-def count_reasons(dropped: Sequence[dict[str, Any]]) -> list[tuple[str, int]]:
-    """(reason, how many images) of dropped images, most frequent first."""
-    counts: dict[str, int] = {}
-    for d in dropped:
-        counts[d["reason"]] = counts.get(d["reason"], 0) + 1
-    return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
 
 
 def _reasons(dropped: Sequence[dict[str, Any]]) -> str:

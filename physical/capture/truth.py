@@ -19,6 +19,7 @@ import numpy as np
 
 from ..sheets.manifest import manifest_pages, read_manifest
 from .camera import GROUND_TRUTH_NAME
+from .codes import quad_side
 from .store import INDEX_NAME, STATE_NAME
 
 
@@ -52,10 +53,6 @@ class Score:
                 f"max {self.max_pct:.2f}; {self.over(3)} over 3 %, {self.over(5)} over 5 %")
 
 
-def _side(quad: np.ndarray) -> float:
-    return float(np.mean([np.linalg.norm(quad[i] - quad[(i + 1) % 4]) for i in range(4)]))
-
-
 def recoverable(entry: dict) -> bool:
     """The photo shows at least one corner code whole and uncovered: its page can be identified."""
     hidden = set(entry.get("occluded", [])) | set(entry.get("cut", []))
@@ -80,7 +77,7 @@ def score(printouts: Path, photos: Path, captures: Path) -> Score:
             continue
         true = np.array(entry["slots"][str(slot.index)], np.float64)
         quad = np.array([float(v) for v in r["quad"].split()], np.float64).reshape(4, 2)
-        err = 100 * float(np.linalg.norm(quad - true, axis=1).max()) / _side(true)
+        err = 100 * float(np.linalg.norm(quad - true, axis=1).max()) / quad_side(true)
         errors.append(err)
         worst.append((err, r["crop"]))
     state = json.loads((Path(captures) / STATE_NAME).read_text(encoding="utf-8"))
