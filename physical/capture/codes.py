@@ -3,7 +3,10 @@
 OpenCV's ``QRCodeDetectorAruco`` locates codes on a downscaled copy; each code
 is then rectified from the full-resolution photo to an upright patch and
 decoded there (OpenCV's two decoders, a sharpened patch, then after aligning
-the patch to the structure every QR code shares). Corners are refined to
+the patch to the structure every QR code shares). When that finds no code of
+any page, ZXing (``zxing-cpp``) searches an enlarged, then sharpened copy of
+the photo (:func:`zxing_codes`): blurred codes of 3-4 px modules, which
+OpenCV neither locates nor reads, are often read there. Corners are refined to
 sub-pixel accuracy by aligning the exact module pattern printed for the
 code's payload (``cv2.findTransformECC``). Every text is validated strictly
 by :func:`physical.sheets.payload.decode`.
@@ -11,7 +14,7 @@ by :func:`physical.sheets.payload.decode`.
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import cv2
@@ -33,6 +36,12 @@ PATCH_PPM = 6
 PATCH_QUIET = 3
 # Alignment of a patch to its template must reach this correlation.
 MIN_ECC = 0.6
+# ZXing's last resort, tried in order until a code is read: (scale, unsharp amount).
+# Enlarging first lets its binarizer separate modules of 3-4 px blurred by 2-3 px;
+# the sharpened copies help with defocus (bench/ingest.py, hard: 4 of 4 photos
+# OpenCV read nothing in gave a code). Enlarged copies stay below ZXING_MAX_PIXELS.
+ZXING_LADDER = ((1.5, 0.0), (1.5, 1.0), (2.0, 0.0), (2.0, 2.0), (3.0, 1.0))
+ZXING_MAX_PIXELS = 60_000_000
 
 
 @functools.lru_cache(maxsize=4096)
@@ -249,6 +258,40 @@ def detect_quads(gray: np.ndarray, side: int, dec: Decoders) -> list[np.ndarray]
             if np.all(np.isfinite(full)) and cv2.contourArea(full.astype(np.float32)) > 16:
                 quads.append(full)
     return quads
+
+
+def zxing_codes(gray: np.ndarray, accept: Callable[[list[Code]], bool]) -> list[Code]:
+    """Codes ZXing reads in enlarged (and sharpened) copies of ``gray``; stops once ``accept(codes)``.
+
+    Each code's quad is ZXing's corner estimate in full-resolution px (the
+    caller refines it on the printed pattern); its text is not validated here.
+    """
+    import zxingcpp
+
+    found: list[Code] = []
+    h, w = gray.shape
+    limit = (ZXING_MAX_PIXELS / (h * w)) ** 0.5
+    done: set[tuple[float, float]] = set()
+    for scale, amount in ZXING_LADDER:
+        s = round(min(scale, limit), 3)
+        if s <= 1.0 or (s, amount) in done:
+            continue
+        done.add((s, amount))
+        big = cv2.resize(gray, (round(w * s), round(h * s)), interpolation=cv2.INTER_CUBIC)
+        if amount:   # unsharp mask in uint8 (saturating): no float copy of a large image
+            big = cv2.addWeighted(big, 1 + amount, cv2.GaussianBlur(big, (0, 0), 2 * s), -amount, 0)
+        sx, sy = big.shape[1] / w, big.shape[0] / h
+        for r in zxingcpp.read_barcodes(big, formats=zxingcpp.BarcodeFormat.QRCode, try_downscale=False):
+            p = r.position
+            q = np.array([[c.x, c.y] for c in (p.top_left, p.top_right, p.bottom_right, p.bottom_left)], np.float64)
+            quad = np.column_stack([(q[:, 0] + 0.5) / sx - 0.5, (q[:, 1] + 0.5) / sy - 0.5])
+            if not r.text or any(np.linalg.norm(c.quad.mean(0) - quad.mean(0)) < 0.5 * quad_side(quad)
+                                 for c in found):
+                continue
+            found.append(Code(quad=quad, text=r.text))
+        if accept(found):
+            break
+    return found
 
 
 def marker_of_any(text: str) -> payload.MarkerPayload | None:

@@ -8,9 +8,12 @@ its position agrees with the page's other marks and codes (see
 (the order of ``Rect.corners()``), refined to sub-pixel accuracy.
 
 Marks that the whole-photo pass misses (small, blurred, in shadow: their bits
-cannot be read) are then looked for where the marks around them predict them
-(:func:`align_mark`): the known pattern of the expected id is aligned to the
-photo there, and accepted only if it matches closely. Measured on 10 hard and
+cannot be read) are then looked for where the marks and codes around them
+predict them (:func:`align_mark`, driven by ``register._grow_marks``): the
+known pattern of the expected id is aligned to the photo there, and accepted
+only if it matches closely. When the detector reads too few marks to fit the
+page at all, that search starts from the corner codes and spreads outwards,
+each mark found helping to predict the next. Measured on 10 hard and
 8 extreme virtual photos: pages with crops 9 -> 10 and 8 -> 8, crops 180 ->
 235 and 78 -> 164, with the largest corner error unchanged (under 2 %).
 

@@ -21,6 +21,11 @@ all marks of the page was the alternative; the local homography was chosen
 because its failure is local and measurable: a mark that is missed or wrong
 affects only the images next to it, and each image carries its own residual.
 
+Marks the detector cannot read (3 px modules, blur) are looked for by their
+known pattern where their nearest known neighbours put them
+(:func:`_grow_marks`): around images that lack marks, and, when too few marks
+were read to fit the page at all, outwards from the corner codes.
+
 Marks are accepted by id (each id is printed once on a page) and by position:
 a global homography of the page, fitted robustly (RANSAC) to all marks and
 codes of the page, must put the mark within MARK_ACCEPT_PITCH image pitches of
@@ -49,7 +54,8 @@ from ..sheets import payload
 from ..sheets.layout import Page, Slot, slot_gap_mm
 from .marks import FoundMark, align_mark, find_marks
 from .codes import (DETECT_SIDE, DETECT_SIDE_RETRY, Code, Decoders, classify_codes, detect_quads, marker_of_any,
-                    patch_homography, qr_modules, quad_side, read_code, rectify, refine, square, transform_points)
+                    patch_homography, qr_modules, quad_side, read_code, rectify, refine, square, transform_points,
+                    zxing_codes)
 
 
 # A mark is accepted when the page's global fit puts it within this share of the image pitch.
@@ -373,12 +379,64 @@ def fit_slot(slot: Slot, groups: Sequence[_Group], pitch_mm: float) -> SlotFit:
     return SlotFit(slot, h=h, quad=quad, residual_pct=pct, marks_used=len(used))
 
 
+# Guided search: a missing mark is looked for when a known mark or code lies within this many
+# image pitches of it (farther, the prediction from its neighbours is too rough to search).
+GROW_REACH_PITCHES = 1.5
+
+
+def _grow_marks(gray: np.ndarray, known: Sequence[_Group], wanted: Sequence[Any], pitch_mm: float
+                ) -> list[FoundMark]:
+    """Marks of ``wanted`` (the page's ``Mark`` entries) found by aligning their known pattern
+    (:func:`align_mark`) where the nearest known groups put them, nearest first; each mark found
+    becomes a neighbour for the next, so the search spreads outwards from what is known. A mark
+    is tried again only when its nearest neighbours have changed."""
+    groups = list(known)
+    todo = {m.id: m for m in wanted}
+    tried: dict[int, tuple[str, ...]] = {}
+    found: list[FoundMark] = []
+    while todo:
+        progress = False
+        centres = np.array([g.centre for g in groups]) if groups else np.zeros((0, 2))
+        order = []
+        for m in todo.values():
+            rect = np.array(m.rect.corners(), np.float64)
+            d = np.linalg.norm(centres - rect.mean(0), axis=1) if len(centres) else np.array([np.inf])
+            if d.min() <= GROW_REACH_PITCHES * pitch_mm:
+                order.append((float(d.min()), m.id))
+        for _, mid in sorted(order):
+            m = todo[mid]
+            rect = np.array(m.rect.corners(), np.float64)
+            nearest = sorted(groups, key=lambda g: float(np.linalg.norm(g.centre - rect.mean(0))))[:4]
+            names = tuple(g.name for g in nearest)
+            if tried.get(mid) == names:
+                continue
+            tried[mid] = names
+            local = _fit(nearest, rect)
+            aligned = align_mark(gray, mid, local[1]) if local is not None else None
+            if aligned is None:
+                continue
+            found.append(aligned)
+            groups.append(_Group("mark", mid, rect, aligned.quad, aligned))
+            del todo[mid]
+            progress = True
+        if not progress:
+            break
+    return found
+
+
 def _register_marked(gray: np.ndarray, page: Page, found: dict[str, Code], marks: Sequence[FoundMark],
                      dec: Decoders) -> tuple[PageFit | None, str]:
     """Register a format-2 page: global fit for identity and the code search, then a local fit per image."""
     n = qr_modules(page.markers[0].payload).shape[0]
     codes = dict(found)
+    pitch = _pitch_mm(page)
     accepted = _accept_groups(page, _groups(page, codes, marks))
+    if accepted is None and codes:
+        # Too few marks read (blur, small modules): look for them by their known pattern, outwards
+        # from the codes and marks that are known, each predicted by its nearest known neighbours.
+        extra = _grow_marks(gray, _groups(page, codes, marks), list(page.marks), pitch)
+        marks = list(marks) + extra
+        accepted = _accept_groups(page, _groups(page, codes, marks))
     if accepted is None:
         if not any(f.id in {m.id for m in page.marks} for f in marks):
             return None, "no registration marks found"
@@ -390,27 +448,18 @@ def _register_marked(gray: np.ndarray, page: Page, found: dict[str, Code], marks
     if not _plausible(h, page, gray.shape):
         return None, "registration marks disagree"
     used_codes = {str(g.key): codes[str(g.key)] for g in kept if g.kind == "code"}
-    pitch = _pitch_mm(page)
     src = np.concatenate([g.page_pts for g in kept])
     dst = np.concatenate([g.photo_pts for g in kept])
     rms = float(np.sqrt(np.mean(np.sum((transform_points(h, src) - dst) ** 2, axis=1))))
     fit = PageFit(page=page, h=h, markers=used_codes, reprojection_px=rms, module_px=_module_px(h, page),
                   marks=[g.found for g in kept if g.found is not None], marks_rejected=rejected)
     fit.slots = [fit_slot(slot, kept, pitch) for slot in page.slots]
-    # Guided search: the marks missing around images that lack them (too blurred or small to decode):
-    # each one's known pattern is aligned where the nearest marks found put it.
+    # Guided search: the marks missing around images that lack them (too blurred or small to decode).
     have = {g.key for g in kept if g.kind == "mark"}
     short = [np.array(sf.slot.rect.corners()).mean(0) for sf in fit.slots if sf.reason == NO_MARKS]
     wanted = [m for m in page.marks if m.id not in have
               and any(np.linalg.norm(np.array(m.rect.corners()).mean(0) - c) <= pitch for c in short)]
-    extra: list[FoundMark] = []
-    for m in wanted:
-        rect = np.array(m.rect.corners(), np.float64)
-        nearest = sorted(kept, key=lambda g: float(np.linalg.norm(g.centre - rect.mean(0))))[:4]
-        local = _fit(nearest, rect) if len(nearest) >= 2 else None
-        aligned = align_mark(gray, m.id, local[1]) if local is not None else None
-        if aligned is not None:
-            extra.append(aligned)
+    extra = _grow_marks(gray, kept, wanted, pitch)
     again = _accept_groups(page, _groups(page, codes, list(marks) + extra)) if extra else None
     if again is not None and len(again[1]) > len(kept):
         _, kept, fit.marks_rejected = again
@@ -453,6 +502,15 @@ def scan_photo(gray: np.ndarray, experiment_id: str, pages: dict[int, Page], dec
         by_page = classify_codes(codes, experiment_id, len(pages))
         if max((len(v) for v in by_page.values()), default=0) >= 2:
             break
+    if not by_page:
+        def identifies(found: list[Code]) -> bool:
+            return bool(classify_codes(found, experiment_id, len(pages)))
+
+        for code in zxing_codes(gray, identifies):
+            if not any(np.linalg.norm(c.quad.mean(axis=0) - code.quad.mean(axis=0)) < 0.5 * quad_side(code.quad)
+                       and c.text for c in codes):
+                codes.append(code)
+        by_page = classify_codes(codes, experiment_id, len(pages))
 
     marks: list[FoundMark] | None = None
 

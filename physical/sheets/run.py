@@ -89,6 +89,11 @@ def _png_bytes(array) -> bytes:
     return buf.getvalue()
 
 
+def new_experiment_id() -> str:
+    """A fresh experiment id (8 hex digits): printed in every code, so that photos of two experiments never mix."""
+    return uuid.uuid4().hex[:8]
+
+
 def make_sheets(
     out: Path = Path("printouts"),
     *,
@@ -134,7 +139,7 @@ def make_sheets(
 
     clf = model if isinstance(model, Classifier) else load_model(model, weights, device)
     pictures, labels_source = load_pictures(clf, images, labels, count, seed, warn)
-    experiment_id = uuid.uuid4().hex[:8]
+    experiment_id = new_experiment_id()
     variants = [(None, 0)] + [(m, e) for m in methods for e in eps]
 
     # Pre-flight the layout before minutes of attacking: a picture that cannot
