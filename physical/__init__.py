@@ -5,7 +5,8 @@ physical world" (2016). The pipeline has three stages, each a package and a
 command, passing data through folders on disk: :mod:`physical.sheets`
 (``make-sheets`` -> printouts/), :mod:`physical.capture` (``ingest`` ->
 captures/; also the virtual camera, ``simulate-photos``) and
-:mod:`physical.report` (``report``). Beneath them: :mod:`physical.models`,
+:mod:`physical.report` (``report``); :mod:`physical.calibrate` (``calibrate``) fits
+the simulated channel to the photos between the last two. Beneath them: :mod:`physical.models`,
 :mod:`physical.attacks` and :mod:`physical.channel`. ``docs/architecture.md``
 says which may import which.
 
@@ -17,6 +18,7 @@ Python use mirrors the commands::
     make_sheets("printouts")            # physical make-sheets
     simulate_photos("printouts", "photos")  # physical simulate-photos
     ingest("photos")                    # physical ingest photos/
+    calibrate("captures")               # physical calibrate
     make_report("captures")             # physical report
 """
 from . import attacks
@@ -31,6 +33,7 @@ _STAGES = {
     "make_sheets": "physical.sheets.run",          # physical make-sheets
     "simulate_photos": "physical.capture.camera",  # physical simulate-photos
     "ingest": "physical.capture.run",              # physical ingest
+    "calibrate": "physical.calibrate.run",         # physical calibrate
     "make_report": "physical.report.run",          # physical report
     "run_demo": "physical.demo",                   # physical demo
 }
@@ -48,5 +51,5 @@ def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_STAGES))
 
 
-__all__ = ["__version__", "attacks", "Classifier", "ingest", "load_model", "make_report", "make_sheets",
+__all__ = ["__version__", "attacks", "calibrate", "Classifier", "ingest", "load_model", "make_report", "make_sheets",
            "PhysicalError", "run_demo", "simulate_photos"]

@@ -204,6 +204,35 @@ def ingest_cmd(
     raise typer.Exit(r.exit_code)
 
 
+@app.command("calibrate")
+def calibrate_cmd(
+    captures: Path = typer.Option(Path("captures"), "--captures", help="Folder written by `physical ingest`."),
+    printouts: Path = typer.Option(Path("printouts"), "--printouts", help="Folder written by make-sheets."),
+    out_file: Optional[Path] = typer.Option(None, "--out", help="Profile to write "
+                                                                "(default: CAPTURES/channel-profile.json)."),
+    steps: int = typer.Option(200, help="Gradient steps of the fit."),
+) -> None:
+    """Fit the simulated channel to your printer and phone, from the clean images already ingested."""
+    from .calibrate.run import calibrate, summarise
+
+    if steps < 10:
+        _fail(f"--steps {steps}: use at least 10")
+    try:
+        with _progress() as bar:
+            r = calibrate(captures, printouts=printouts, out=out_file, steps=steps,
+                          progress=_stage_progress(bar), warn=_warn)
+    except PhysicalError as exc:
+        _fail(str(exc))
+    f = r.profile["fitted_on"]
+    out.print(f"fitted on {f['crops']} clean crops from {f['photos']} photos of experiment "
+              f"[bold]{f['experiment_id']}[/] ({f['image_px']} px images); RMS residual {f['rms_residual']:.1f} "
+              "of 255", soft_wrap=True)
+    out.print("per photo: median (min-max)")
+    for key, text in summarise(r.profile):
+        out.print(f"  {key:<20} {text}", soft_wrap=True)
+    out.print(f"wrote {r.out}: use it with `physical report --simulated {r.out}`", soft_wrap=True)
+
+
 @app.command("report")
 def report_cmd(
     captures: Path = typer.Option(Path("captures"), "--captures", help="Folder written by `physical ingest`."),
@@ -212,8 +241,9 @@ def report_cmd(
     weights: Optional[Path] = typer.Option(None, help="Weights file of the experiment's model, if it needed one."),
     model: list[str] = typer.Option([], "--model", help="Another model to evaluate the same crops on "
                                                         "(black-box transfer): SPEC or SPEC=WEIGHTS_FILE; repeatable."),
-    simulated: str = typer.Option("typical", help="Kornia print-and-photo channel preset whose figures are shown "
-                                                  "beside the photos': mild, typical, harsh, or none."),
+    simulated: str = typer.Option("typical", help="Kornia print-and-photo channel whose figures are shown beside "
+                                                  "the photos': a preset (mild, typical, harsh), a profile from "
+                                                  "`physical calibrate` (FILE.json), or none."),
     simulated_only: bool = typer.Option(False, "--simulated-only",
                                         help="No photos needed: only the simulated (and artificial) figures, "
                                              "e.g. before printing. Default --out: PRINTOUTS/report."),

@@ -254,3 +254,32 @@ def encode_jpeg(rgb: np.ndarray, quality: int = 85) -> bytes:
     if not ok:  # pragma: no cover
         raise RuntimeError("JPEG encoding failed")
     return buf.tobytes()
+
+
+# The IJG's (libjpeg's) luminance quantisation table at quality 50, which qualities scale.
+_IJG_LUMA = (16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60, 55, 14, 13, 16, 24, 40, 57, 69, 56,
+             14, 17, 22, 29, 51, 87, 80, 62, 18, 22, 37, 56, 68, 109, 103, 77, 24, 35, 55, 64, 81, 104, 113, 92,
+             49, 64, 78, 87, 103, 121, 120, 101, 72, 92, 95, 98, 112, 100, 103, 99)
+
+
+def _ijg_table_sum(quality: int) -> int:
+    scale = 5000 // quality if quality < 50 else 200 - 2 * quality
+    return sum(min(255, max(1, (q * scale + 50) // 100)) for q in _IJG_LUMA)
+
+
+def jpeg_quality(data: bytes) -> int | None:
+    """The IJG-equivalent quality (1-100) of a JPEG's luminance quantisation table; None if the
+    bytes are not a baseline JPEG with one. Phones use their own tables: the quality whose IJG
+    table quantises as coarsely in all (the same sum of steps) is the estimate."""
+    if not data.startswith(b"\xff\xd8"):
+        return None
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            tables = getattr(im, "quantization", None) or {}
+    except Exception:  # noqa: BLE001 - any unreadable file simply has no quality
+        return None
+    luma = tables.get(0)
+    if not luma or len(luma) != 64:
+        return None
+    total = sum(int(v) for v in luma)
+    return min(range(1, 101), key=lambda q: (abs(_ijg_table_sum(q) - total), -q))

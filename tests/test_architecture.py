@@ -22,9 +22,10 @@ ALLOWED = {
     "channel": FOUNDATION,
     "sheets": FOUNDATION | {"models", "attacks"},
     "capture": FOUNDATION | {"sheets"},
+    "calibrate": FOUNDATION | {"channel", "sheets", "capture"},
     "report": FOUNDATION | {"models", "attacks", "channel", "sheets", "capture"},
     "demo": FOUNDATION | {"sheets", "capture", "report"},
-    "cli": FOUNDATION | {"models", "attacks", "channel", "sheets", "capture", "report", "demo"},
+    "cli": FOUNDATION | {"models", "attacks", "channel", "sheets", "capture", "calibrate", "report", "demo"},
     "__main__": {"cli"},
 }
 

@@ -40,7 +40,7 @@ import numpy as np
 
 from ..errors import PhysicalError
 from ..files import write_file
-from ..photo_io import PhotoError, decode_reduced, encode_png
+from ..photo_io import PhotoError, decode_reduced, encode_png, jpeg_quality
 from ..sheets import payload
 from ..sheets.layout import Page
 from ..sheets.manifest import manifest_pages, read_manifest
@@ -86,6 +86,7 @@ class PhotoOutcome:
     overlay: str = ""
     homographies: tuple[tuple[float, ...], ...] = ()
     dropped: tuple[dict[str, Any], ...] = ()
+    jpeg_quality: int | None = None     # the photo's IJG-equivalent JPEG quality (None: not a JPEG)
 
 
 @dataclass(frozen=True)
@@ -221,7 +222,7 @@ def ingest(
                      "markers_used": list(outcome.markers_used),
                      "reprojection_px": list(outcome.reprojection_px),
                      "homographies": [list(h) for h in outcome.homographies],
-                     "dropped": list(outcome.dropped),
+                     "dropped": list(outcome.dropped), "jpeg_quality": outcome.jpeg_quality,
                      "ingested": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
             done[outcome.sha256] = entry
             state["photos"].append(entry)
@@ -263,6 +264,7 @@ def _ingest_one(path: Path, name: str, experiment_id: str, pages: dict[int, Page
         rgb, k = decode_reduced(data)
     except PhotoError as exc:
         return _skip(name, str(exc), sha), []
+    quality = jpeg_quality(data)
     del data
     # Work in the reduced photo; report positions in the full photo's pixels (photo_io.decode_reduced).
     to_full = np.array([[k, 0, (k - 1) / 2], [0, k, (k - 1) / 2], [0, 0, 1.0]])
@@ -384,7 +386,7 @@ def _ingest_one(path: Path, name: str, experiment_id: str, pages: dict[int, Page
     return PhotoOutcome(photo=name, status="ingested", sha256=sha, pages=tuple(used_pages), crops=len(rows),
                         markers_used=tuple(used_markers), reprojection_px=tuple(reproj),
                         warnings=tuple(warnings), overlay=overlay_rel, homographies=tuple(homs),
-                        dropped=tuple(dropped)), rows
+                        dropped=tuple(dropped), jpeg_quality=quality), rows
 
 
 def _n(count: int, noun: str) -> str:

@@ -89,3 +89,25 @@ def list_photos(photos: Path, skip: Sequence[Path]) -> tuple[list[Path], int]:
             else:
                 others += 1
     return sorted(found, key=lambda p: p.relative_to(photos).as_posix()), others
+
+
+def read_captures(captures: Path, manifest: dict[str, Any]) -> list[dict[str, str]]:
+    """The index rows of ``captures/`` (what ``report`` and ``calibrate`` read), checked against the
+    experiment of ``manifest``; one-line errors."""
+    index = Path(captures) / INDEX_NAME
+    state = Path(captures) / STATE_NAME
+    if not index.is_file() or not state.is_file():
+        raise PhysicalError(f"{captures}: no ingested photos (index.csv missing); run `physical ingest PHOTOS_DIR` "
+                            "first, or `physical report --simulated-only` for figures before printing")
+    try:
+        exp = json.loads(state.read_text(encoding="utf-8")).get("experiment_id")
+    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
+        raise PhysicalError(f"{state}: not valid JSON; run `physical ingest` again into a fresh --out") from None
+    if exp != manifest["experiment_id"]:
+        raise PhysicalError(f"{captures} holds photos of experiment {exp}, but the printouts are experiment "
+                            f"{manifest['experiment_id']}; pass the matching --captures or --printouts")
+    with open(index, newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    if not rows:
+        raise PhysicalError(f"{index}: no crops; ingest some photos first")
+    return rows

@@ -40,7 +40,10 @@ A crop goes through, in this order:
 
 ``PRESETS`` holds the parameter ranges of ``mild``, ``typical`` and
 ``harsh``; :func:`sample_params` draws per-image parameters from one,
-:func:`apply_channel` applies them, :func:`simulate` does both.
+:func:`apply_channel` applies them, :func:`simulate` does both. A profile
+fitted to a user's printer and phone (``physical calibrate``;
+:mod:`.profile`, fitted by :mod:`.fit`) goes wherever a preset name goes:
+``simulate(x, load_profile("channel-profile.json"))``.
 
 Gradients (``differentiable=True``): every step but JPEG is differentiable.
 JPEG is a straight-through estimator: the forward value is the real codec's
@@ -69,15 +72,19 @@ from the CPU's libjpeg: the two devices give different bytes.
 
 Modules: :mod:`.presets` (parameter ranges and draws), :mod:`.ops` (the
 differentiable steps), :mod:`.codec` (JPEG), :mod:`.pipeline` (the steps in
-order, chunked; :func:`simulate`), :mod:`.workers` (CPU threads).
+order, chunked; :func:`simulate`), :mod:`.workers` (CPU threads), :mod:`.profile`
+(calibrated profiles: format, validation, draws), :mod:`.fit` (fitting the channel
+to photographed crops).
 """
 from .codec import cpu_codec, jpeg_codec, real_jpeg, to_8bit
 from .ops import (BLUR_SIGMAS, LUMA, MIN_SIGMA, add_noise, blur, blur_kernels, blur_radius, blur_sigma, homographies,
                   light_field, noise_field, print_and_light, sampling_matrices, warp)
 from .pipeline import CHUNK_BYTES, GRAD_CHUNK_BYTES, apply_channel, chunk_size, simulate
 from .presets import CROP_ZOOM, JPEG_STEP, NO_JPEG, PARAM_SHAPES, PRESETS, identity_params, sample_params
+from .profile import ProfileError, channel_name, draw_params, load_profile, profile_params, resolve_channel
 
 __all__ = ["BLUR_SIGMAS", "CHUNK_BYTES", "CROP_ZOOM", "GRAD_CHUNK_BYTES", "JPEG_STEP", "LUMA", "MIN_SIGMA", "NO_JPEG",
            "PARAM_SHAPES", "PRESETS", "add_noise", "apply_channel", "blur", "blur_kernels", "blur_radius", "blur_sigma",
            "chunk_size", "cpu_codec", "homographies", "identity_params", "jpeg_codec", "light_field", "noise_field",
-           "print_and_light", "real_jpeg", "sample_params", "sampling_matrices", "simulate", "to_8bit", "warp"]
+           "print_and_light", "real_jpeg", "sample_params", "ProfileError", "channel_name", "draw_params",
+           "load_profile", "profile_params", "resolve_channel", "sampling_matrices", "simulate", "to_8bit", "warp"]

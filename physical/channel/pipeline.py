@@ -3,6 +3,9 @@ and :func:`simulate`, which draws the parameters from a preset and applies them.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import torch
 from kornia.enhance import jpeg_codec_differentiable
 from torch import Tensor
@@ -10,7 +13,8 @@ from torch import Tensor
 from .codec import cpu_codec, jpeg_codec, real_jpeg, to_8bit
 from .ops import (_per_image, add_noise, blur, blur_kernels, blur_radius, blur_sigma, light_field, noise_field,
                   print_and_light, sampling_matrices, warp)
-from .presets import NO_JPEG, PARAM_SHAPES, sample_params
+from .presets import NO_JPEG, PARAM_SHAPES
+from .profile import draw_params
 
 CHUNK_BYTES = 6 << 20    # CPU, no gradient: images per chunk such that an intermediate is ~6 MB
 GRAD_CHUNK_BYTES = 16 << 20   # CPU, with a graph (kept until backward, so no reuse): fewer, larger ops
@@ -174,8 +178,10 @@ def apply_channel(x: Tensor, params: dict[str, Tensor], *, differentiable: bool 
         return real + (y - y.detach())
 
 
-def simulate(x: Tensor, preset: str = "typical", seed: int = 0, *, differentiable: bool = False,
-             jpeg: str = "codec", jpeg_grad: str = "identity") -> Tensor:
-    """:func:`apply_channel` with parameters drawn by :func:`sample_params` on ``x``'s device."""
-    return apply_channel(x, sample_params(x.shape[0], preset, seed, device=x.device),
+def simulate(x: Tensor, channel: str | Mapping[str, Any] = "typical", seed: int = 0, *,
+             differentiable: bool = False, jpeg: str = "codec", jpeg_grad: str = "identity") -> Tensor:
+    """:func:`apply_channel` with parameters drawn on ``x``'s device from ``channel``: a preset
+    name (:func:`sample_params`) or a calibrated profile (:func:`.profile.profile_params`; a dict
+    from :func:`.profile.load_profile`)."""
+    return apply_channel(x, draw_params(x.shape[0], channel, seed, device=x.device),
                          differentiable=differentiable, jpeg=jpeg, jpeg_grad=jpeg_grad)

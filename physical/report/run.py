@@ -28,7 +28,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 import torch
 
-from ..capture.store import INDEX_NAME, STATE_NAME
+from ..capture.store import read_captures
 from ..errors import PhysicalError
 from ..files import write_atomic
 from ..models import Classifier, load_model
@@ -40,27 +40,6 @@ REPORT_DIR = "report"
 Progress = Callable[[str, int, int], None]
 
 
-def read_captures(captures: Path, manifest: dict[str, Any]) -> list[dict[str, str]]:
-    """The index rows of ``captures/``, checked against the experiment; one-line errors."""
-    index = Path(captures) / INDEX_NAME
-    state = Path(captures) / STATE_NAME
-    if not index.is_file() or not state.is_file():
-        raise PhysicalError(f"{captures}: no ingested photos (index.csv missing); run `physical ingest PHOTOS_DIR` "
-                            "first, or `physical report --simulated-only` for figures before printing")
-    try:
-        exp = json.loads(state.read_text(encoding="utf-8")).get("experiment_id")
-    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
-        raise PhysicalError(f"{state}: not valid JSON; run `physical ingest` again into a fresh --out") from None
-    if exp != manifest["experiment_id"]:
-        raise PhysicalError(f"{captures} holds photos of experiment {exp}, but the printouts are experiment "
-                            f"{manifest['experiment_id']}; pass the matching --captures or --printouts")
-    with open(index, newline="", encoding="utf-8") as f:
-        rows = list(csv.DictReader(f))
-    if not rows:
-        raise PhysicalError(f"{index}: no crops; ingest some photos first")
-    return rows
-
-
 def digital_images(model: Classifier, manifest: dict[str, Any],
                    printouts: Path) -> tuple[list[tuple[str, str]], torch.Tensor]:
     """Every digital PNG of the experiment: keys (image id, variant) and (N, 3, H, W) in [0, 1]."""
@@ -69,13 +48,21 @@ def digital_images(model: Classifier, manifest: dict[str, Any],
     return keys, load_images(files, model)
 
 
+def channel_label(simulated: str | Path) -> str:
+    """The name of a simulated source in tables: a preset's name, or a profile file's name."""
+    from ..channel import PRESETS
+
+    return str(simulated) if str(simulated) in PRESETS else Path(simulated).name
+
+
 def simulated_observations(model: Classifier, keys: Sequence[tuple[str, str]], x: torch.Tensor,
-                           preset: str, seed: int = 0, batch_size: int = 256) -> list[Observation]:
-    """Each digital image once through the Kornia print-and-photo channel (:mod:`physical.channel`)."""
+                           channel: str | dict[str, Any], seed: int = 0, batch_size: int = 256) -> list[Observation]:
+    """Each digital image once through the Kornia print-and-photo channel (:mod:`physical.channel`):
+    a preset's name or a calibrated profile."""
     from ..channel import simulate
 
     with torch.no_grad():
-        y = torch.cat([simulate(x[i:i + batch_size].to(model.device), preset, seed + i)
+        y = torch.cat([simulate(x[i:i + batch_size].to(model.device), channel, seed + i)
                        for i in range(0, len(x), batch_size)])
     return [Observation(i, v, p) for (i, v), p in zip(keys, predict(model, y, batch_size))]
 
@@ -171,13 +158,14 @@ def load_models(manifest: dict[str, Any], weights: Path | None = None, others: S
 
 def make_report(captures: Path = Path("captures"), *, printouts: Path = Path("printouts"),
                 out: Path | None = None, weights: Path | None = None, models: Sequence[str] = (),
-                simulated: str | None = "typical", simulated_only: bool = False, seed: int = 0,
+                simulated: str | Path | None = "typical", simulated_only: bool = False, seed: int = 0,
                 artificial: bool = True, batch_size: int = 256, device: str | None = None,
                 progress: Progress | None = None, warn: Callable[[str], None] | None = None) -> ReportResult:
     """Classify every crop and write the figures, plots and report.html to ``out`` (default ``captures/report``).
 
-    ``simulated``: a preset of the Kornia print-and-photo channel (:mod:`physical.channel`)
-    whose figures are computed beside the photos' (None: none); with ``simulated_only``
+    ``simulated``: a preset of the Kornia print-and-photo channel (:mod:`physical.channel`),
+    or the path of a profile fitted by ``physical calibrate``, whose figures are computed
+    beside the photos' (None: none); with ``simulated_only``
     no photos are needed (figures before anything is printed; default ``out`` is then
     ``printouts/report``). ``artificial``: also sweep the paper's artificial
     transformations (:mod:`physical.report.artificial`) with the experiment's model.
@@ -185,12 +173,17 @@ def make_report(captures: Path = Path("captures"), *, printouts: Path = Path("pr
     progress = progress or (lambda stage, done, total: None)
     manifest = read_manifest(printouts)
     if simulated_only and simulated is None:
-        raise PhysicalError("--simulated-only needs a channel preset (--simulated mild|typical|harsh)")
+        raise PhysicalError("--simulated-only needs a channel: a preset (--simulated mild|typical|harsh) or a "
+                            "profile from `physical calibrate` (--simulated FILE.json)")
+    channel: str | dict[str, Any] | None = None
     if simulated is not None:
-        from ..channel import PRESETS
+        from ..channel.profile import ProfileError, resolve_channel
 
-        if simulated not in PRESETS:
-            raise PhysicalError(f"--simulated {simulated}: choose one of {', '.join(PRESETS)}")
+        try:
+            channel = resolve_channel(simulated)
+        except ProfileError as exc:
+            raise PhysicalError(f"--simulated: {exc}") from None
+        simulated_name = channel_label(simulated)
     rows = [] if simulated_only else read_captures(captures, manifest)
     default_out = (Path(printouts) if simulated_only else Path(captures)) / REPORT_DIR
     out = Path(out) if out is not None else default_out
@@ -207,9 +200,9 @@ def make_report(captures: Path = Path("captures"), *, printouts: Path = Path("pr
         obs = photo_observations(model, captures, rows, batch_size) if rows else []
         if rows:
             figures += figure_rows(model.model_id, "photo", tables(manifest, digital, obs))
-        if simulated is not None:
-            sim = simulated_observations(model, keys, x_digital, simulated, seed, batch_size)
-            figures += figure_rows(model.model_id, f"simulated:{simulated}", tables(manifest, digital, sim))
+        if channel is not None:
+            sim = simulated_observations(model, keys, x_digital, channel, seed, batch_size)
+            figures += figure_rows(model.model_id, f"simulated:{simulated_name}", tables(manifest, digital, sim))
         for r, o in zip(rows, obs):
             rec = labels[o.image_id]
             d = digital[(o.image_id, o.variant)]
@@ -231,7 +224,10 @@ def make_report(captures: Path = Path("captures"), *, printouts: Path = Path("pr
         "n_crops": len(rows), "n_photos": n_photos, "n_slots_photographed": len(slots),
         "counting": "each photo of a slot is one observation" + (
             f" ({len(rows) - len(slots)} crops are repeat photos of a slot)" if len(rows) > len(slots) else ""),
-        "simulated": None if simulated is None else {"preset": simulated, "seed": seed, "module": "physical.channel"},
+        "simulated": None if simulated is None else {
+            ("profile" if isinstance(channel, dict) else "preset"): str(simulated), "seed": seed,
+            "module": "physical.channel",
+            **({"fitted_on": channel["fitted_on"]} if isinstance(channel, dict) else {})},
         "prefilter": f"clean top-1 right, adversarial wrong in top-1 and top-5, top prediction confidence >= "
                      f"{PREFILTER_CONFIDENCE} for both",
         "interval": "Wilson score, 95%",

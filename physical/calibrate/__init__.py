@@ -1,0 +1,1 @@
+"""The calibrate stage: fit the simulated channel to the user's own photos (``physical calibrate``)."""

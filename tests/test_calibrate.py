@@ -1,0 +1,235 @@
+"""Calibration: fitting the channel to photographed crops, profiles, and ``physical calibrate``."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from physical.channel import PARAM_SHAPES, apply_channel, simulate
+from physical.channel.fit import fit_channel, fitted_params
+from physical.channel.profile import ProfileError, load_profile, profile_params, resolve_channel
+from physical.errors import PhysicalError
+
+# What the recovery test asks of the fit, for crops that the channel itself made (no JPEG):
+# the identifiable quantities within these absolute tolerances.
+TOLERANCE = {
+    "saturation": 0.01, "ink_cast": 0.01, "white": 0.02, "black": 0.01, "blur_px": 0.03,
+    "read_noise": 0.002, "shot_noise": 0.003, "exposure": 0.01, "light_gradient": 0.015,
+}
+JITTER_MEAN_PX = 0.15
+
+
+def _known_channel(x: torch.Tensor, photos: int, per_photo: int, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    n = photos * per_photo
+    photo = torch.arange(photos).repeat_interleave(per_photo)
+    xs = x[torch.randint(0, len(x), (n,), generator=g)]
+
+    def u(lo, hi, *shape):
+        return lo + (hi - lo) * torch.rand(*shape, generator=g)
+
+    true_photo = {
+        "saturation": u(0.75, 0.95, photos), "ink_cast": u(-0.03, 0.03, photos, 3),
+        "paper_white": u(0.85, 0.95, photos, 3), "black_level": u(0.05, 0.15, photos),
+        "white_balance": torch.cat([u(0.9, 1.1, photos, 1), torch.ones(photos, 1), u(0.9, 1.1, photos, 1)], 1),
+        "blur_frac": u(0.01, 0.03, photos), "read_noise": u(0.004, 0.012, photos),
+        "shot_noise": u(0.008, 0.018, photos),
+    }
+    log_e = u(-0.15, 0.15, n)
+    log_e = log_e - (torch.zeros(photos).index_add(0, photo, log_e) / per_photo)[photo]   # photo mean 1
+    true_crop = {"exposure": log_e.exp(), "light_gradient": u(-0.05, 0.05, n, 2),
+                 "corner_jitter": u(-0.015, 0.015, n, 4, 2)}
+    p = fitted_params(true_photo, true_crop, photo, x.shape[-1])
+    p["noise_seed"] = torch.arange(n) + 1000 * seed
+    return xs, apply_channel(xs, p), photo, true_photo, true_crop
+
+
+def test_fit_recovers_the_parameters_of_crops_the_channel_made(demo_batch):
+    x, _ = demo_batch
+    xs, crops, photo, tp, tc = _known_channel(x, photos=6, per_photo=20)
+    fit = fit_channel(xs, crops, photo)
+    assert fit.converged
+    fp, fc = fit.photo, fit.crop
+
+    def close(name, got, want):
+        err = float((got - want).abs().max())
+        assert err <= TOLERANCE[name], f"{name}: off by {err:.4f} (tolerance {TOLERANCE[name]})"
+
+    close("saturation", fp["saturation"], tp["saturation"])
+    close("ink_cast", fp["ink_cast"], tp["ink_cast"])
+    # White balance scales paper and black alike: what the pixels pin down is their product.
+    close("white", fp["white_balance"] * fp["paper_white"], tp["white_balance"] * tp["paper_white"])
+    close("black", fp["white_balance"] * fp["black_level"][:, None], tp["white_balance"] * tp["black_level"][:, None])
+    close("blur_px", 32 * fp["blur_frac"], 32 * tp["blur_frac"])
+    close("read_noise", fp["read_noise"], tp["read_noise"])
+    close("shot_noise", fp["shot_noise"], tp["shot_noise"])
+    close("exposure", fc["exposure"], tc["exposure"])
+    close("light_gradient", fc["light_gradient"], tc["light_gradient"])
+    jitter_px = float((fc["corner_jitter"] - tc["corner_jitter"]).abs().mean()) * 32
+    assert jitter_px <= JITTER_MEAN_PX
+    # The residual is the noise the crops carry: about its level, not more.
+    assert fit.rms_all < 0.02
+
+
+def test_fit_rejects_malformed_input(demo_batch):
+    x, _ = demo_batch
+    photo = torch.zeros(len(x), dtype=torch.int64)
+    with pytest.raises(ValueError, match="differ in shape"):
+        fit_channel(x, x[:, :, :16], photo)
+    with pytest.raises(ValueError, match="every photo"):
+        fit_channel(x, x, photo + 1)
+    with pytest.raises(ValueError, match="int64"):
+        fit_channel(x, x, photo.float())
+
+
+def _profile(photos: int = 3, crops: int = 4) -> dict:
+    ph = []
+    for j in range(photos):
+        ph.append({"photo": f"p{j}.jpg", "crops": crops, "rms_residual": 1.0,
+                   "saturation": 0.8 + 0.01 * j, "ink_cast": [0.0, 0.01, -0.01], "paper_white": [0.9, 0.9, 0.92],
+                   "black_level": 0.1, "white_balance": [1.02, 1.0, 0.97], "blur_frac": 0.01 * (j + 1),
+                   "read_noise": 0.003, "shot_noise": 0.005, "jpeg_quality": [0, 80, 90][j % 3],
+                   "photo_jpeg_quality": 90, "photo_px_per_pixel": 4.0,
+                   "exposure": [1.0 + 0.01 * k for k in range(crops)],
+                   "light_gradient": [[0.01 * k, -0.01] for k in range(crops)],
+                   "corner_jitter": [[[0.001 * k, 0.0]] * 4 for k in range(crops)]})
+    return {"format": "physical-channel-profile", "format_version": 1, "fitted_on": {"experiment_id": "abcd1234"},
+            "photos": ph}
+
+
+def test_profile_draws_are_fitted_values_deterministic_and_shaped_like_a_preset():
+    prof = _profile()
+    a, b = profile_params(64, prof, seed=5), profile_params(64, prof, seed=5)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    for k, shape in PARAM_SHAPES.items():
+        assert tuple(a[k].shape) == (64, *shape), k
+    # Every image's photo-level values are one photo's, and its crop-level values one of that photo's crops.
+    for i in range(64):
+        j = round((float(a["saturation"][i]) - 0.8) / 0.01)
+        assert float(a["blur_frac"][i]) == pytest.approx(0.01 * (j + 1))
+        assert int(a["jpeg_quality"][i]) == [0, 80, 90][j % 3]
+        k = round((float(a["exposure"][i]) - 1.0) / 0.01)
+        assert 0 <= k < 4 and float(a["light_gradient"][i, 0]) == pytest.approx(0.01 * k)
+    assert float(a["zoom"][0]) == pytest.approx(1 / 0.96)
+    assert len(set(a["saturation"].tolist())) == 3          # all photos drawn
+
+
+def test_simulate_takes_a_profile_wherever_a_preset_goes(demo_batch):
+    x, _ = demo_batch
+    prof = _profile()
+    y = simulate(x, prof, seed=1)
+    assert torch.equal(y, apply_channel(x, profile_params(len(x), prof, seed=1)))
+    assert y.shape == x.shape and float((y - x).abs().mean()) > 0.01
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda p: p.update(format="something"), "not a channel profile"),
+    (lambda p: p.update(format_version=7), "format_version"),
+    (lambda p: p["photos"][0].pop("saturation"), "'saturation'"),
+    (lambda p: p["photos"][1].update(exposure=[1.0]), "'light_gradient' must hold 1"),
+    (lambda p: p["photos"][0].update(jpeg_quality=101), "jpeg_quality"),
+    (lambda p: p["photos"][2].update(blur_frac=float("nan")), "'blur_frac'"),
+])
+def test_a_bad_profile_file_is_one_clear_error_naming_it(tmp_path, change, message):
+    prof = _profile()
+    change(prof)
+    path = tmp_path / "mine.json"
+    path.write_text(json.dumps(prof))
+    with pytest.raises(ProfileError, match=message) as e:
+        load_profile(path)
+    assert str(path) in str(e.value) and "physical calibrate" in str(e.value)
+
+
+def test_resolve_channel_names_presets_and_reads_profiles(tmp_path):
+    assert resolve_channel("typical") == "typical"
+    (tmp_path / "p.json").write_text(json.dumps(_profile()))
+    assert resolve_channel(tmp_path / "p.json")["fitted_on"]["experiment_id"] == "abcd1234"
+    with pytest.raises(ProfileError, match="not a preset"):
+        resolve_channel("hrash")
+    with pytest.raises(ProfileError, match="no such profile"):
+        resolve_channel(str(tmp_path / "missing.json"))
+    (tmp_path / "bad.json").write_text("{not json")
+    with pytest.raises(ProfileError, match="not a readable JSON"):
+        resolve_channel(tmp_path / "bad.json")
+
+
+@pytest.fixture(scope="module")
+def calibrated(tmp_path_factory):
+    """20 pictures (clean + fast eps 8), 2 virtual photos of each page, ingested and calibrated."""
+    from physical.calibrate.run import calibrate
+    from physical.capture.camera import simulate_photos
+    from physical.capture.run import ingest
+    from physical.sheets.run import make_sheets
+
+    root = tmp_path_factory.mktemp("calibrate")
+    make_sheets(root / "printouts", count=20, eps=[8], methods=["fast"])
+    simulate_photos(root / "printouts", root / "photos", per_page=2, seed=5)
+    ingest(root / "photos", printouts=root / "printouts", out=root / "captures")
+    result = calibrate(root / "captures", printouts=root / "printouts")
+    return root, result
+
+
+def test_calibrate_writes_a_profile_of_every_photo_with_its_jpeg_quality(calibrated):
+    root, r = calibrated
+    assert r.out == root / "captures" / "channel-profile.json"
+    prof = load_profile(r.out)
+    rows = (root / "captures" / "index.csv").read_text().splitlines()[1:]
+    clean = [line for line in rows if ",clean," in line]
+    photos = {line.split(",")[0] for line in clean}
+    assert prof["fitted_on"]["crops"] == len(clean) and prof["fitted_on"]["photos"] == len(photos) >= 4
+    assert prof["fitted_on"]["converged"] and prof["fitted_on"]["image_px"] == 32
+    # The JPEG quality each photo was saved at, read back from its quantisation table.
+    truth = json.loads((root / "photos" / "ground-truth.json").read_text())
+    for ph in prof["photos"]:
+        assert ph["photo_jpeg_quality"] == truth[ph["photo"]]["params"]["camera"]["jpeg_quality"]
+        # A 32 px picture printed 25 mm wide spans many photo pixels per crop pixel: no JPEG on the crop.
+        assert ph["photo_px_per_pixel"] > 2 and ph["jpeg_quality"] == 0
+        assert len(ph["exposure"]) == ph["crops"]
+    # The virtual printer's paper is off-white and its black grey: the fit sees both.
+    assert all(0.6 < min(ph["paper_white"]) and max(ph["paper_white"]) < 1.05 for ph in prof["photos"])
+    assert all(0.0 < ph["black_level"] < 0.35 for ph in prof["photos"])
+
+
+def test_calibrate_again_gives_the_same_profile(calibrated, tmp_path):
+    from physical.calibrate.run import calibrate
+
+    root, r = calibrated
+    again = calibrate(root / "captures", printouts=root / "printouts", out=tmp_path / "again.json")
+    a, b = dict(r.profile), dict(again.profile)
+    a.pop("created"), b.pop("created")
+
+    def same(u, v) -> bool:    # equal, numbers to within float rounding of multi-threaded sums
+        if isinstance(u, dict):
+            return u.keys() == v.keys() and all(same(u[k], v[k]) for k in u)
+        if isinstance(u, list):
+            return len(u) == len(v) and all(same(p, q) for p, q in zip(u, v))
+        if isinstance(u, float):
+            return abs(u - v) <= 1e-3 * max(1.0, abs(u))
+        return u == v
+
+    assert same(a, b)
+
+
+def test_report_with_a_profile_shows_it_as_a_source(calibrated, tmp_path):
+    from physical.report.run import make_report
+
+    root, r = calibrated
+    rep = make_report(root / "captures", printouts=root / "printouts", out=tmp_path / "rep", simulated=str(r.out),
+                      artificial=False)
+    sources = {f["source"] for f in rep.figures}
+    assert sources == {"photo", "simulated:channel-profile.json"}
+    meta = json.loads((rep.out / "figures.json").read_text())
+    assert meta["simulated"]["profile"] == str(r.out)
+    assert meta["simulated"]["fitted_on"]["experiment_id"] == r.profile["fitted_on"]["experiment_id"]
+
+
+def test_too_few_clean_crops_is_one_line_error(tmp_path):
+    from conftest import build_small_experiment
+    from physical.calibrate.run import calibrate
+
+    root = build_small_experiment(tmp_path)
+    with pytest.raises(PhysicalError, match=r"clean crops .* calibrate needs at least 20") as e:
+        calibrate(root / "captures", printouts=root / "printouts")
+    assert "\n" not in str(e.value)
+    assert not (root / "captures" / "channel-profile.json").exists()
