@@ -210,7 +210,7 @@ def calibrate_cmd(
     printouts: Path = typer.Option(Path("printouts"), "--printouts", help="Folder written by make-sheets."),
     out_file: Optional[Path] = typer.Option(None, "--out", help="Profile to write "
                                                                 "(default: CAPTURES/channel-profile.json)."),
-    steps: int = typer.Option(200, help="Gradient steps of the fit."),
+    steps: int = typer.Option(200, help="Most gradient steps of the fit (it stops when it has converged)."),
 ) -> None:
     """Fit the simulated channel to your printer and phone, from the clean images already ingested."""
     from .calibrate.run import calibrate, summarise

@@ -150,7 +150,7 @@ def calibrate(captures: Path = Path("captures"), *, printouts: Path = Path("prin
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "fitted_on": {"experiment_id": manifest["experiment_id"], "captures": str(captures.resolve()),
                       "photos": len(photos), "crops": n_crops, "image_px": width,
-                      "rms_residual": round(fit.rms_all * 255, 3), "converged": fit.converged, "steps": steps,
+                      "rms_residual": round(fit.rms_all * 255, 3), "converged": fit.converged, "steps": len(fit.loss_history),
                       "jpeg": f"the photo's quality where a crop pixel spans under {JPEG_CROP_PX:g} photo pixels, "
                               "else none (its loss is in the blur and noise)"},
         "photos": photos,

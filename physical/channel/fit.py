@@ -20,7 +20,7 @@ with the others free they add nothing the data can tell apart (the tone
 curve's mid-grey is ``ink_cast``, the levels are ``paper_white`` and
 ``black_level``). The fit minimises the mean squared error over all pixels
 with Adam, through the channel's own differentiable steps, all crops in one
-batch. Images wider than FIT_SIDE are fitted at FIT_SIDE (both sides of
+batch, until the loss settles (at most ``steps``). Images wider than FIT_SIDE are fitted at FIT_SIDE (both sides of
 every pair resized alike) and the blur scaled back.
 
 The noise is what the fit leaves: the residual's mean over the three
@@ -44,16 +44,17 @@ from torch import Tensor
 
 from kornia.geometry.transform import warp_perspective
 
-from .ops import blur_kernels, homographies, light_field, print_and_light
+from .ops import BLUR_SIGMAS, blur_kernels, homographies, light_field, print_and_light
 from .presets import CROP_ZOOM, identity_params
 
 FIT_SIDE = 64          # images wider than this are fitted at this width
 MAX_SIGMA = 2.5        # px at the fitted width; wider blur is not a registered crop's
-FIT_STEPS = 200
+FIT_STEPS = 200        # at most; the fit stops when it has converged, checked every 10 steps from MIN_STEPS
+MIN_STEPS = 150
 # The fit has converged when the last CONVERGE_TAIL of the steps lowered the loss by less than this share
 # (the slow tail is the per-crop jitter settling; more steps then change the fit little).
 CONVERGE_TAIL = 0.25
-CONVERGE_RTOL = 0.05
+CONVERGE_RTOL = 0.02
 NOISE_BINS = 8
 MIN_BIN_PIXELS = 200
 
@@ -120,6 +121,13 @@ def _band(kernels: Tensor, n: int) -> Tensor:
     return torch.stack([F.pad(kernels, (i, n - 1 - i)) for i in range(n)], 1)
 
 
+def _radius(sigma: Tensor) -> int:
+    """Kernel radius for this step: the channel's BLUR_SIGMAS sigmas of the widest blur, plus one
+    pixel of room to grow (a fixed radius for MAX_SIGMA would pad 32 px crops to 46 px; the
+    blur of registered crops is mostly under 1 px)."""
+    return min(math.ceil(BLUR_SIGMAS * MAX_SIGMA), math.ceil(BLUR_SIGMAS * float(sigma.detach().max())) + 1)
+
+
 def _render(x: Tensor, p: dict[str, Tensor], sigma: Tensor, photo: Tensor, radius: int) -> Tensor:
     """The deterministic channel: (N, 3, H, W) -> (N, 3, H, W), photo j's crops blurred with ``sigma[j]``."""
     h, w = x.shape[-2:]
@@ -142,7 +150,6 @@ def fit_channel(digital: Tensor, crops: Tensor, photo: Tensor, steps: int = FIT_
     x, t = _resize(digital.float(), FIT_SIDE), _resize(crops.float(), FIT_SIDE)
     scale = width / x.shape[-1]                     # fitted px -> full-width px
     n = len(photo)
-    radius = math.ceil(2.5 * MAX_SIGMA)
     # Starting point: paper white and black from the crops' own extremes.
     hi = torch.stack([t[photo == j].amax(dim=(0, 2, 3)) for j in range(n_photos)])
     lo = torch.stack([t[photo == j].amin(dim=(0, 2, 3)).mean() for j in range(n_photos)])
@@ -171,10 +178,12 @@ def fit_channel(digital: Tensor, crops: Tensor, photo: Tensor, steps: int = FIT_
         return photo_p, crop_p, v["sigma"]
 
     history: list[float] = []
-    for _ in range(steps):
+    for step in range(steps):
+        if step >= MIN_STEPS and step % 10 == 0 and _settled(history):
+            break
         photo_p, crop_p, sigma = params()
         p = fitted_params(photo_p, crop_p, photo, x.shape[-1])
-        loss = F.mse_loss(_render(x, p, sigma, photo, radius), t)
+        loss = F.mse_loss(_render(x, p, sigma, photo, _radius(sigma)), t)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -186,19 +195,26 @@ def fit_channel(digital: Tensor, crops: Tensor, photo: Tensor, steps: int = FIT_
     with torch.no_grad():
         photo_p, crop_p, sigma = params()
         p = fitted_params(photo_p, crop_p, photo, x.shape[-1])
-        model = _render(x, p, sigma, photo, radius)
+        model = _render(x, p, sigma, photo, _radius(sigma))
         residual = t - model
         per_image = residual.pow(2).mean(dim=(1, 2, 3))
         rms = (torch.zeros(n_photos).index_add(0, photo, per_image) / counts).sqrt()
         read, shot = noise_levels(residual, model, photo, n_photos)
-    tail = history[int(len(history) * (1 - CONVERGE_TAIL))]
-    converged = len(history) > 1 and (tail - history[-1]) <= CONVERGE_RTOL * tail
+    converged = _settled(history)
     photo_out = {k: t_.detach().clone() for k, t_ in photo_p.items()}
     photo_out["blur_frac"] = (v["sigma"].detach() * scale / width).clone()
     photo_out["read_noise"], photo_out["shot_noise"] = read, shot
     crop_out = {k: t_.detach().clone() for k, t_ in crop_p.items()}
     return ChannelFit(photo=photo_out, crop=crop_out, rms=rms, rms_all=float(residual.pow(2).mean().sqrt()),
                       converged=converged, loss_history=history)
+
+
+def _settled(history: list[float]) -> bool:
+    """The last CONVERGE_TAIL of the steps lowered the loss by less than CONVERGE_RTOL of it."""
+    if len(history) < 2:
+        return False
+    tail = history[int(len(history) * (1 - CONVERGE_TAIL))]
+    return (tail - history[-1]) <= CONVERGE_RTOL * tail
 
 
 def noise_levels(residual: Tensor, model: Tensor, photo: Tensor, n_photos: int) -> tuple[Tensor, Tensor]:
