@@ -3,6 +3,11 @@
 
     python bench/attacks.py                      # demo model, batch 64, 32x32
     python bench/attacks.py --model resnet50 --batch 8   # ImageNet-sized (random weights)
+    python bench/attacks.py --eot-only --batch 16 --eot-samples 16   # only the EoT step
+
+EoT (``attacks.eot``): one step (K channel draws of every image through the
+channel and the model, forward and backward) against K bare forward+backward
+passes of the same images (target: at most 1.2x, channel included).
 
 For eps 2,4,8,16 (levels) with alpha = 1 level, torchattacks needs
 4 (FGSM) + 37 (BIM) + 37 (least-likely) = 78 gradient passes. The bare need is
@@ -73,6 +78,8 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--no-torchattacks", action="store_true")
+    p.add_argument("--eot-samples", type=int, default=16, help="K of the EoT step")
+    p.add_argument("--eot-only", action="store_true", help="only time the EoT step")
     args = p.parse_args()
 
     torch.manual_seed(0)
@@ -82,8 +89,11 @@ def main() -> None:
     with torch.no_grad():
         y = model(x).argmax(1)
 
-    t_grid = timed(lambda: attack_grid(model, x, y, EPS), args.repeats)
     t_pass = timed(lambda: input_gradient(model, x, y), args.repeats * 3)
+    eot_step(model, x, y, args.eot_samples, args.repeats, t_pass)
+    if args.eot_only:
+        return
+    t_grid = timed(lambda: attack_grid(model, x, y, EPS), args.repeats)
     # The bare need as the issue counts it: 1 fast gradient + 23 distinct steps per iterative method.
     need = 47
 
@@ -127,6 +137,18 @@ def main() -> None:
         print(f"| torchattacks, each eps on its own | {t_ta:.3f} | 78 | {t_ta / (need * t_pass):.2f} |")
         print(f"speed-up over torchattacks: {t_ta / t_grid:.2f}x")
     print(f"max |grid - one eps at a time| = {max_diff:.2e}")
+
+
+def eot_step(model: Classifier, x: torch.Tensor, y: torch.Tensor, k: int, repeats: int, t_pass: float) -> None:
+    """One EoT step (K draws, channel + model, forward + backward) against K bare passes of the same images."""
+    from physical.attacks import eot_gradient
+
+    xk = x.repeat(k, 1, 1, 1)
+    t_bare = timed(lambda: input_gradient(model, xk, y.repeat(k)), repeats)
+    t_eot = timed(lambda: eot_gradient(model, x, y, 1.0, "typical", k, seed=0), repeats)
+    print(f"EoT step, K={k}, {x.shape[0]} images of {x.shape[-1]} px on {x.device}: {t_eot:.3f} s; "
+          f"K bare passes as one batch of {k * x.shape[0]}: {t_bare:.3f} s ({t_eot / t_bare:.2f}x); "
+          f"K separate bare passes: {k * t_pass:.3f} s ({t_eot / (k * t_pass):.2f}x)")
 
 
 if __name__ == "__main__":

@@ -80,7 +80,8 @@ def make_sheets_cmd(
     count: Optional[int] = typer.Option(None, help="Use a random subset of N pictures."),
     seed: int = typer.Option(0, help="Seed for --count."),
     methods: str = typer.Option("fast,bim,ll", help="Attacks: fast (FGSM), bim (basic iterative), "
-                                                    "ll (iterative least-likely class)."),
+                                                    "ll (iterative least-likely class); eot, eot_ll (bim and ll "
+                                                    "with Expectation over Transformation through --channel)."),
     eps: str = typer.Option("2,4,8,16", help="Perturbation sizes in 0-255 levels, each in 1..64."),
     paper: str = typer.Option("a4", help="a4 or letter."),
     image_size_mm: Optional[float] = typer.Option(
@@ -90,6 +91,11 @@ def make_sheets_cmd(
     force: bool = typer.Option(False, "--force", help="Replace an experiment already in --out."),
     batch_size: int = typer.Option(16, help="Pictures attacked at once."),
     device: Optional[str] = typer.Option(None, help="cpu or cuda (default: cuda when available)."),
+    channel: str = typer.Option("typical", help="What eot and eot_ll attack through: a channel preset (mild, "
+                                                "typical, harsh) or a profile from `physical calibrate` (FILE.json)."),
+    eot_samples: int = typer.Option(16, "--eot-samples", help="Channel draws per image and step for eot, eot_ll."),
+    eot_step_factor: int = typer.Option(1, "--eot-step-factor",
+                                        help="eot, eot_ll take F times the paper's number of steps."),
 ) -> None:
     """Attack pictures and lay clean and adversarial versions on printable PDF sheets."""
     from .sheets.run import digital_accuracy, make_sheets
@@ -101,7 +107,9 @@ def make_sheets_cmd(
             result = make_sheets(out_dir, model=model, weights=weights, images=images, labels=labels,
                                  count=count, seed=seed, methods=[m.strip() for m in methods.split(",") if m.strip()],
                                  eps=eps, paper=paper, image_size_mm=image_size_mm, batch_size=batch_size,
-                                 device=device, force=force, progress=progress, warn=_warn)
+                                 device=device, force=force, channel=channel, eot_samples=eot_samples,
+                                 eot_step_factor=eot_step_factor,
+                                 progress=progress, warn=_warn)
     except PhysicalError as exc:
         _fail(str(exc))
     m = result.manifest
@@ -256,7 +264,7 @@ def report_cmd(
 ) -> None:
     """Classify the crops and compute the paper's accuracy and destruction-rate tables."""
     from .report.run import make_report
-    from .report.terminal import render_tables
+    from .report.terminal import render_gap, render_tables
 
     try:
         with _progress() as bar:
@@ -281,8 +289,10 @@ def report_cmd(
         for source in sources:
             for table in render_tables(result.figures, source, name):
                 out.print(table)
+    for table in render_gap(result.figures):
+        out.print(table)
     out.print(f"wrote {result.out / 'report.html'} (open it in a browser), figures.csv, figures.json, "
-              f"predictions.csv" + (", artificial.csv, plots/" if artificial else "") + f" in {result.out}/",
+              f"predictions.csv, gap.csv" + (", artificial.csv" if artificial else "") + f", plots/ in {result.out}/",
               soft_wrap=True)
 
 

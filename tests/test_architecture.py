@@ -18,9 +18,9 @@ FOUNDATION = {"errors", "version", "files", "photo_io"}
 ALLOWED = {
     **{m: set() for m in FOUNDATION},
     "models": FOUNDATION,
-    "attacks": FOUNDATION,
+    "attacks": FOUNDATION | {"channel"},
     "channel": FOUNDATION,
-    "sheets": FOUNDATION | {"models", "attacks"},
+    "sheets": FOUNDATION | {"models", "attacks", "channel"},
     "capture": FOUNDATION | {"sheets"},
     "calibrate": FOUNDATION | {"channel", "sheets", "capture"},
     "report": FOUNDATION | {"models", "attacks", "channel", "sheets", "capture"},

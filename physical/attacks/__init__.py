@@ -10,16 +10,20 @@ One module per attack family:
 - :mod:`.fgsm`: :func:`fast` (FGSM), ``clip01(x + eps * sign(grad J(x, y)))``;
 - :mod:`.iterative`: :func:`basic_iterative` and :func:`least_likely`;
 - :mod:`.grid`: :func:`attack_grid`, every (method, eps) of the three at once;
+- :mod:`.eot`: :func:`eot` and :func:`eot_ll`, the iterative methods with Expectation over
+  Transformation through the simulated print-and-photo channel (:mod:`physical.channel`);
 - :mod:`.gradient`: the input gradient and ``Clip_{X,eps}`` they share;
 - :mod:`.methods`: method names and order, the eps rule, ``--eps`` parsing.
 """
 from .fgsm import fast
 from .gradient import clip_eps, input_gradient
+from .eot import EOT_SAMPLES, eot, eot_gradient, eot_ll
 from .grid import attack_grid
 from .iterative import basic_iterative, least_likely, least_likely_class
-from .methods import (EPS_MAX, EPS_MIN, METHOD_SHORT, METHOD_TITLES, METHODS, eps_steps, method_rank,
-                      parse_eps_levels)
+from .methods import (CHANNEL_METHODS, EPS_MAX, EPS_MIN, METHOD_SHORT, METHOD_TITLES, METHODS, PAPER_METHODS,
+                      eps_steps, method_rank, parse_eps_levels)
 
-__all__ = ["EPS_MAX", "EPS_MIN", "METHODS", "METHOD_SHORT", "METHOD_TITLES", "attack_grid", "basic_iterative",
+__all__ = ["CHANNEL_METHODS", "EOT_SAMPLES", "EPS_MAX", "EPS_MIN", "METHODS", "PAPER_METHODS", "eot", "eot_gradient",
+           "eot_ll", "METHOD_SHORT", "METHOD_TITLES", "attack_grid", "basic_iterative",
            "clip_eps", "eps_steps", "fast", "input_gradient", "least_likely", "least_likely_class", "method_rank",
            "parse_eps_levels"]

@@ -12,11 +12,11 @@ import torch
 from torch import nn
 
 from .gradient import clip_eps, input_gradient
-from .methods import METHODS, eps_steps
+from .methods import PAPER_METHODS, eps_steps
 
 
 def attack_grid(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps_list: Iterable[float],
-                methods: Sequence[str] = METHODS, alpha: float = 1 / 255,
+                methods: Sequence[str] = PAPER_METHODS, alpha: float = 1 / 255,
                 steps: int | None = None) -> dict[tuple[str, float], torch.Tensor]:
     """Every (method, eps) adversarial batch, sharing all the work that can be shared.
 
@@ -33,9 +33,9 @@ def attack_grid(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps_list: It
       as one batch (their loss signs differ per image), halving the calls.
     """
     eps_list = sorted(set(float(e) for e in eps_list))
-    unknown = [m for m in methods if m not in METHODS]
+    unknown = [m for m in methods if m not in PAPER_METHODS]
     if unknown:
-        raise ValueError(f"unknown attack method(s) {unknown}; choose from {METHODS}")
+        raise ValueError(f"unknown attack method(s) {unknown}; choose from {PAPER_METHODS}")
     x = x.detach()
     out: dict[tuple[str, float], torch.Tensor] = {}
     if "fast" in methods:

@@ -1,7 +1,8 @@
 """The attack methods' names, order and eps rule: the one place every stage reads them from.
 
-``METHODS`` is the paper's order (fast, basic iterative, least-likely); every
-table, plot and label follows it. Eps is given in 0-255 intensity levels on the
+``METHODS`` is the order of every table, plot and label: the paper's three
+(fast, basic iterative, least-likely; ``PAPER_METHODS``, make-sheets' default),
+then the EoT methods. Eps is given in 0-255 intensity levels on the
 command line and in [0, 1] to the attack functions.
 """
 from __future__ import annotations
@@ -9,14 +10,19 @@ from __future__ import annotations
 import math
 from typing import Iterable
 
-METHODS = ("fast", "bim", "ll")
-# The paper's order and names, for every table, plot and label.
-METHOD_TITLES = {"fast": "fast (FGSM)", "bim": "basic iterative", "ll": "iterative least-likely"}
-METHOD_SHORT = {"fast": "fast", "bim": "basic iter.", "ll": "least-likely"}
+PAPER_METHODS = ("fast", "bim", "ll")
+# Every method make-sheets knows, in the order of every table, plot and label: the paper's three,
+# then Expectation over Transformation through the channel (attacks/eot.py), each beside the
+# paper's method it extends.
+METHODS = ("fast", "bim", "ll", "eot", "eot_ll")
+CHANNEL_METHODS = ("eot", "eot_ll")    # methods that attack through the simulated channel
+METHOD_TITLES = {"fast": "fast (FGSM)", "bim": "basic iterative", "ll": "iterative least-likely",
+                 "eot": "basic iterative, EoT", "eot_ll": "least-likely, EoT"}
+METHOD_SHORT = {"fast": "fast", "bim": "basic iter.", "ll": "least-likely", "eot": "EoT", "eot_ll": "EoT ll"}
 
 
 def method_rank(method: str) -> int:
-    """Position in the paper's order (fast, basic iterative, least-likely); unknown names last."""
+    """Position in METHODS (the paper's three first); unknown names last."""
     return METHODS.index(method) if method in METHODS else len(METHODS)
 
 

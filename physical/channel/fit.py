@@ -38,6 +38,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -239,8 +240,6 @@ def noise_levels(residual: Tensor, model: Tensor, photo: Tensor, n_photos: int) 
             target.append(float((1.4826 * mad) ** 2))
         if not rows:
             continue
-        import numpy as np
-
         coef, _ = nnls(np.array(rows), np.array(target))
         read[j], shot[j] = math.sqrt(coef[0]), math.sqrt(coef[1])
     return read, shot

@@ -304,7 +304,8 @@ def sweep(model: Any, printouts: Path, *, transforms: Iterable[str] | None = Non
 # Plots
 
 METHOD_STYLE = {m: (colour, marker, METHOD_TITLES[m].removesuffix(" (FGSM)"))
-                for m, colour, marker in (("fast", "#1f77b4", "o"), ("bim", "#d62728", "s"), ("ll", "#2ca02c", "^"))}
+                for m, colour, marker in (("fast", "#1f77b4", "o"), ("bim", "#d62728", "s"), ("ll", "#2ca02c", "^"),
+                                          ("eot", "#9467bd", "D"), ("eot_ll", "#8c564b", "v"))}
 
 
 def _series(rows: Sequence[dict[str, Any]], key: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -330,11 +331,9 @@ def plot_sweeps(rows: list[dict[str, Any]], out_dir: Path) -> list[Path]:
     interval as a band; n/a points (no working adversarial example) left out.
     The accuracy of the transformed clean images is drawn in grey for scale.
     """
-    import matplotlib
+    from .plots import pyplot, rate_axis
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     names = list(dict.fromkeys(r["transform"] for r in rows))
@@ -365,9 +364,7 @@ def plot_sweeps(rows: list[dict[str, Any]], out_dir: Path) -> list[Path]:
                 # n in the headroom above 1.0, clear of the lines.
                 ax.text(0.5, 0.985, "n: " + ", ".join(ns), transform=ax.transAxes, va="top", ha="center",
                         fontsize=7.5, color="0.3")
-                ax.set_ylim(-0.03, 1.13)
-                ax.set_yticks(np.linspace(0, 1, 6))
-                ax.grid(True, color="0.9", lw=0.6)
+                rate_axis(ax)
                 if row_i == 0:
                     ax.set_title(f"ε = {eps}", fontsize=10)
                 else:

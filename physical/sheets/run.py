@@ -25,7 +25,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..attacks import METHODS, attack_grid, eps_steps, parse_eps_levels
+from ..attacks import (CHANNEL_METHODS, EOT_SAMPLES, METHODS, PAPER_METHODS, attack_grid, eot, eot_ll,
+                       eps_steps, parse_eps_levels)
 from ..errors import PhysicalError
 from ..models import Classifier, load_model, quantize_8bit, to_uint8
 from ..version import __version__
@@ -103,13 +104,16 @@ def make_sheets(
     labels: str | None = None,
     count: int | None = None,
     seed: int = 0,
-    methods: Sequence[str] = METHODS,
+    methods: Sequence[str] = PAPER_METHODS,
     eps: Sequence[int] = (2, 4, 8, 16),
     paper: str = "a4",
     image_size_mm: float | None = None,
     batch_size: int = 16,
     device: str | None = None,
     force: bool = False,
+    channel: str | Path = "typical",
+    eot_samples: int = EOT_SAMPLES,
+    eot_step_factor: int = 1,
     progress: Progress | None = None,
     warn: Callable[[str], None] | None = None,
 ) -> SheetsResult:
@@ -119,6 +123,9 @@ def make_sheets(
     :func:`physical.models.load_model` or an already loaded Classifier.
     ``image_size_mm=None`` prints at :func:`~physical.sheets.layout.default_image_size_mm` of the
     model's input size, or smaller if the variants of a picture would not fit a page at that size.
+    ``channel`` (a preset name or a profile file from ``physical calibrate``) and ``eot_samples``
+    (K) are what the EoT methods (``eot``, ``eot_ll``) attack through; they take
+    ``eot_step_factor`` times the paper's number of steps.
     ``progress(stage, done, total)`` is called as work advances.
     """
     out = Path(out)
@@ -132,6 +139,18 @@ def make_sheets(
         raise PhysicalError(f"--methods: unknown method '{bad[0] if bad else ''}'; choose from {', '.join(METHODS)}")
     if paper not in PAPER_SIZES_MM:
         raise PhysicalError(f"--paper {paper}: choose one of {', '.join(PAPER_SIZES_MM)}")
+    eot_channel: str | dict[str, Any] | None = None
+    if any(m in CHANNEL_METHODS for m in methods):
+        from ..channel.profile import ProfileError, resolve_channel
+
+        if eot_samples < 1:
+            raise PhysicalError(f"--eot-samples {eot_samples}: must be at least 1")
+        if eot_step_factor < 1:
+            raise PhysicalError(f"--eot-step-factor {eot_step_factor}: must be at least 1")
+        try:
+            eot_channel = resolve_channel(channel)
+        except ProfileError as exc:
+            raise PhysicalError(f"--channel: {exc}") from None
     if batch_size < 1:
         raise PhysicalError(f"--batch-size {batch_size}: must be at least 1")
     old = _check_output(out, force)
@@ -173,7 +192,16 @@ def make_sheets(
             clean_probs = clf(x).softmax(dim=1)
         y = torch.tensor([p.label if p.label is not None else -1 for p in batch], device=clf.device)
         y = torch.where(y < 0, clean_probs.argmax(dim=1), y)  # --labels predicted: the model's own top-1
-        adv = attack_grid(clf, x, y, [e / 255 for e in eps], methods)
+        adv = attack_grid(clf, x, y, [e / 255 for e in eps], [m for m in methods if m in PAPER_METHODS])
+        if eot_channel is not None:
+            for m in (m for m in methods if m in CHANNEL_METHODS):
+                for e in eps:
+                    # Seeded per batch, method and eps: the same command makes the same images.
+                    key = seed * 1_000_003 + start * 101 + e * 7 + CHANNEL_METHODS.index(m)
+                    n_steps = eot_step_factor * eps_steps(e / 255)
+                    adv[(m, e / 255)] = (
+                        eot(clf, x, y, e / 255, eot_channel, eot_samples, steps=n_steps, seed=key) if m == "eot"
+                        else eot_ll(clf, x, e / 255, eot_channel, eot_samples, steps=n_steps, seed=key))
         batch_images = {(None, 0): x}
         for m, e in variants[1:]:
             batch_images[(m, e)] = quantize_8bit(adv[(m, e / 255)])
@@ -223,6 +251,10 @@ def make_sheets(
                 "steps": {str(e): eps_steps(e / 255) for e in eps},
                 "labels": labels_source, "images": str(images) if images is not None else None,
                 "count": count, "seed": seed,
+                **({"eot": {"channel": str(channel), "samples": eot_samples,
+                            "steps": {str(e): eot_step_factor * eps_steps(e / 255) for e in eps},
+                            "profile_fitted_on": eot_channel["fitted_on"] if isinstance(eot_channel, dict) else None,
+                            "jpeg_gradient": "straight through"}} if eot_channel is not None else {}),
             },
             "images": records,
             "layout": {"paper": paper, "image_size_mm": image_size_mm, "pdf": PDF_NAME,
