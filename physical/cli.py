@@ -326,7 +326,7 @@ def demo_cmd(
               f"{ing.crops_total} crops (index.csv, crops/, overlays/)", soft_wrap=True)
     for o in ing.skipped:
         out.print(f"    skipped {o.photo}: {o.reason}", markup=False, soft_wrap=True)
-    out.print("  captures/report/: report.html, figures.csv/json, predictions.csv, artificial.csv, plots/",
+    out.print("  captures/report/: report.html, figures.csv/json, gap.csv, predictions.csv, artificial.csv, plots/",
               soft_wrap=True)
     from .report.terminal import render_tables
 

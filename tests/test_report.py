@@ -89,7 +89,7 @@ def test_report_writes_figures_that_predictions_csv_reproduces(small_demo):
     rep = d / "captures" / "report"
     html = (rep / "report.html").read_text()
     assert "data:image/png;base64," in html and json.loads((rep / "figures.json").read_text())["experiment_id"] in html
-    assert sorted(p.name for p in (rep / "plots").glob("*.png")) == [
+    assert sorted(p.name for p in (rep / "plots").glob("*.png")) == ["destruction_vs_eps_demo.png"] + [
         f"transform_{t}.png" for t in ("blur", "brightness", "contrast", "jpeg", "noise")]
     artificial = list(csv.DictReader(open(rep / "artificial.csv")))
     assert {r["transform"] for r in artificial} == {"blur", "brightness", "contrast", "jpeg", "noise"}

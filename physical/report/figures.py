@@ -4,9 +4,11 @@
 - :func:`tables`: the accuracy and destruction-rate figures of one model and
   one source of transformed images (photos, the simulated channel, an
   artificial transformation), as flat records with a :class:`Rate` each;
-- :func:`figure_rows`, :func:`lookup`, :func:`rate_of`, :func:`cells_in_order`:
-  the flat rows written to ``figures.csv``/``.json`` and how the tables, the
-  HTML page and the plots read them;
+- :func:`figure_rows`, :func:`lookup`, :func:`rate_of`, :func:`cells_in_order`,
+  :func:`source_order`, :func:`source_label`: the flat rows written to
+  ``figures.csv``/``.json`` and how the tables, the HTML page and the plots read them;
+- :func:`sim_to_real_gap`: how far each simulated source's destruction rates are
+  from the photographed ones, one number per source (``gap.csv``);
 - ``METHOD_NAMES``: the short method names of every table.
 
 Counting: each photo of a slot is one observation, so a page photographed
@@ -14,8 +16,9 @@ twice counts its images twice (the report says so). Digital figures count each
 picture once. Every figure carries its k, n and Wilson 95% interval; an empty
 denominator is reported as n/a, never as 0.
 
-The terminal tables (:mod:`.terminal`), the HTML page (:mod:`.html`) and the
-artificial sweeps (:mod:`.artificial`) import this module and never each other.
+The terminal tables (:mod:`.terminal`), the HTML page (:mod:`.html`), the
+artificial sweeps (:mod:`.artificial`) and the plots (:mod:`.plots`) import this
+module; of each other, only the artificial sweeps import :mod:`.plots` (to draw).
 """
 from __future__ import annotations
 
@@ -161,3 +164,63 @@ def cells_in_order(figures: Sequence[dict[str, Any]]) -> list[tuple[str, int]]:
         seen.setdefault((f["method"], f["eps"]), None)
     # The paper's method order; eps from large to small within a method.
     return sorted(seen, key=lambda c: (method_rank(c[0]), -c[1]))
+
+
+def source_order(sources: Iterable[str]) -> list[str]:
+    """Photo first, then the other sources (simulated presets, transforms) by name."""
+    uniq = list(dict.fromkeys(sources))
+    return sorted(uniq, key=lambda s: (s != "photo", s))
+
+
+def source_label(source: str) -> str:
+    """``"photo"``, or ``"simulated:typical"`` as ``"simulated (typical)"``."""
+    if source == "photo":
+        return "photo"
+    kind, _, preset = source.partition(":")
+    return f"{kind} ({preset})" if preset else kind
+
+
+MIN_GAP_N = 30
+GAP_COLUMNS = ("model", "source", "metric", "case", "mean_abs_diff", "cells", "min_n")
+
+
+def sim_to_real_gap(figures: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """How far each simulated source is from the photos: one row per (model, simulated source).
+
+    ``mean_abs_diff``: the mean of |simulated - photographed| top-1 destruction rate
+    (a fraction, 0..1) over the average-case (method, eps) cells where both have
+    n >= ``MIN_GAP_N``; ``cells``: how many cells that is. Smaller cells are left out
+    because their sampling noise would swamp the difference (the 95% interval of a
+    rate near 50% is still about +-17 points at n = 30). When no cell qualifies,
+    ``mean_abs_diff`` is None and ``cells`` 0. A model without photographed figures
+    has no rows: there is nothing to compare with. Columns: :data:`GAP_COLUMNS`.
+    Accepts figures.csv's rows of strings as well as figures.json's.
+    """
+    rows = [f for f in figures if f["table"] == "destruction" and f["case"] == "average" and f["metric"] == "top1"]
+    out: list[dict[str, Any]] = []
+    for model in dict.fromkeys(f["model"] for f in rows):
+        mine = [f for f in rows if f["model"] == model]
+        photo = {(f["method"], f["eps"]): rate_of(f) for f in mine if f["source"] == "photo"}
+        if not photo:
+            continue
+        for source in source_order(f["source"] for f in mine):
+            if not source.startswith("simulated:"):
+                continue
+            diffs = []
+            for f in mine:
+                sim, real = rate_of(f), photo.get((f["method"], f["eps"]))
+                if f["source"] == source and real is not None and min(sim.n, real.n) >= MIN_GAP_N:
+                    diffs.append(abs(sim.value - real.value))
+            out.append({"model": model, "source": source, "metric": "top1", "case": "average",
+                        "mean_abs_diff": sum(diffs) / len(diffs) if diffs else None, "cells": len(diffs),
+                        "min_n": MIN_GAP_N})
+    return out
+
+
+def gap_text(row: dict[str, Any]) -> str:
+    """One gap row as the terminal, the HTML page and the plot show it: ``"12.5 points over 4 cells"``,
+    or why it is n/a."""
+    if row["mean_abs_diff"] is None:
+        return f"n/a (no cell with n >= {row['min_n']} in both)"
+    cells = row["cells"]
+    return f"{100 * row['mean_abs_diff']:.1f} points over {cells} cell{'' if cells == 1 else 's'}"

@@ -4,7 +4,9 @@ Everything a reader needs to judge the experiment, in a file that can be
 mailed, archived or opened offline: the experiment's facts (model, attacks,
 counts, where the labels came from), the paper's tables for every model and
 every source of transformed images (photo first, simulated sources in the
-same rows so that the two can be compared cell by cell), the plots, and a
+same rows so that the two can be compared cell by cell; each model's
+destruction rate against eps, photographed beside simulated, with the
+sim-to-real gap), the plots, and a
 gallery of examples (digital clean, digital adversarial, photographed crop,
 each with the model's top-3). Every image is embedded as a ``data:`` URI;
 there is no external CSS, script or font. Every string that comes from a
@@ -15,13 +17,15 @@ from __future__ import annotations
 import base64
 import html
 import io
-from collections.abc import Iterable, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from ..attacks import method_rank
 from ..files import write_atomic
+from .figures import (METHOD_NAMES, MIN_GAP_N, cells_in_order, gap_text, sim_to_real_gap, source_label,
+                      source_order)
 from .metrics import Rate
 
 HTML_NAME = "report.html"
@@ -41,19 +45,6 @@ def e(value: Any) -> str:
 def _rate(rows: Sequence[dict[str, Any]], **match: Any) -> Rate | None:
     found = [r for r in rows if all(r.get(k) == v for k, v in match.items())]
     return Rate(int(found[0]["k"]), int(found[0]["n"])) if found else None
-
-
-def source_order(sources: Iterable[str]) -> list[str]:
-    """Photo first, then the other sources (simulated presets, transforms) by name."""
-    uniq = list(dict.fromkeys(sources))
-    return sorted(uniq, key=lambda s: (s != "photo", s))
-
-
-def source_label(source: str) -> str:
-    if source == "photo":
-        return "photo"
-    kind, _, preset = source.partition(":")
-    return f"{kind} ({preset})" if preset else kind
 
 
 def notes_from_meta(meta: dict[str, Any]) -> list[str]:
@@ -444,6 +435,28 @@ LEGEND_DR = (
     "(clean right, adversarial wrong, at top-1 or top-5), the share that the photo (or the simulated photo) made right again. "
     "Cells: rate % [95% interval] and n, the number of such images; <i>n/a</i>: no adversarial image worked "
     "digitally, so there is nothing to destroy (never reported as 0).</p>")
+LEGEND_GAP = (
+    "<p><b>Sim-to-real gap</b>: for each simulated source, the mean of |simulated &minus; photographed| top-1 "
+    "destruction rate, average case, in percentage points, over the method and &epsilon; cells where both have "
+    f"n &ge; {MIN_GAP_N} (in smaller cells the sampling noise would swamp the difference); <i>n/a</i>: no cell "
+    "qualifies. The figure shows every cell with its 95% interval.</p>")
+
+
+def plot_figure(path: Path, number: int) -> str:
+    """A plot as a ``<figure>``: embedded at full resolution, captioned with its number and file name."""
+    uri = plot_uri(Path(path))
+    img = f'<img src="{uri}" alt="{e(Path(path).name)}">' if uri else '<div class="missing-img thumb">missing</div>'
+    return f'<figure class="plot">{img}<figcaption>Figure {number}. {e(Path(path).name)}</figcaption></figure>'
+
+
+def gap_table(gaps: Sequence[dict[str, Any]]) -> str:
+    """The sim-to-real gap rows (:func:`~physical.report.figures.sim_to_real_gap`) of one model."""
+    rows = "".join(f'<tr><th scope="row">{e(source_label(g["source"]))}</th>'
+                   f'<td class="num{" na" if g["mean_abs_diff"] is None else ""}">{e(gap_text(g))}</td></tr>'
+                   for g in gaps)
+    return ('<div class="scroll"><table class="fig gap"><thead><tr><th scope="col">simulated source</th>'
+            '<th scope="col">mean |simulated &minus; photo|, top-1, average case</th></tr></thead>'
+            f"<tbody>{rows}</tbody></table></div>")
 
 
 def _facts(manifest: dict[str, Any], figures: Sequence[dict[str, Any]], predictions: Sequence[dict[str, Any]],
@@ -483,10 +496,9 @@ def _facts(manifest: dict[str, Any], figures: Sequence[dict[str, Any]], predicti
 
 def render_html(*, manifest: dict[str, Any], figures: Sequence[dict[str, Any]],
                 predictions: Sequence[dict[str, Any]], captures: Path, printouts: Path,
-                plots: Sequence[Path] = (), notes: Sequence[str] = (), gallery: int = GALLERY_SIZE) -> str:
+                plots: Sequence[Path] = (), eps_plots: Mapping[str, Path] | None = None,
+                notes: Sequence[str] = (), gallery: int = GALLERY_SIZE) -> str:
     """The report page as a string (see :func:`write_html`)."""
-    from .figures import METHOD_NAMES, cells_in_order
-
     names = dict(METHOD_NAMES)
     # figures.csv rows are strings: the same as figures.json's once the numbers are numbers
     figures = [dict(f, eps=int(f["eps"]), k=int(f["k"]), n=int(f["n"])) for f in figures]
@@ -496,8 +508,10 @@ def render_html(*, manifest: dict[str, Any], figures: Sequence[dict[str, Any]],
     facts, warn = _facts(manifest, figures, predictions, models, names)
     toc: list[tuple[str, str, list[tuple[str, str]]]] = [("setup", "Experiment", [])]
     body: list[str] = []
+    eps_plots = dict(eps_plots or {})
+    gaps = sim_to_real_gap(figures)
 
-    table_no = 0
+    table_no = figure_no = 0
     for mi, model in enumerate(models):
         fig = [f for f in figures if f["model"] == model]
         sources = source_order(f["source"] for f in fig)
@@ -523,17 +537,25 @@ def render_html(*, manifest: dict[str, Any], figures: Sequence[dict[str, Any]],
                      f'<span class="muted">&middot; {e(what)} &middot; model {e(model)}</span></h3>')
         parts.append(destruction_table(fig, sources, cells, names))
         parts.append(f'<div class="legend">{LEGEND_DR}</div>')
+        if model in eps_plots:
+            figure_no += 1
+            sub.append((f"{sid}-eps", "Destruction rate against ε"))
+            parts.append(f'<h3 id="{sid}-eps">Destruction rate against &epsilon;, average case '
+                         f'<span class="muted">&middot; {e(what)} &middot; model {e(model)}</span></h3>')
+            parts.append(plot_figure(eps_plots[model], figure_no))
+        mine = [g for g in gaps if g["model"] == model]
+        if mine:
+            table_no += 1
+            sub.append((f"{sid}-gap", "Sim-to-real gap"))
+            parts.append(f'<h3 id="{sid}-gap">Table {table_no}. Sim-to-real gap, top-1 destruction rate, average '
+                         f'case <span class="muted">&middot; model {e(model)}</span></h3>')
+            parts.append(gap_table(mine) + f'<div class="legend">{LEGEND_GAP}</div>')
         toc.append((sid, f"Model {model}", sub))
         body.append("".join(parts))
 
     if plots:
         toc.append(("plots", "Plots", []))
-        figs = []
-        for i, p in enumerate(plots, 1):
-            uri = plot_uri(Path(p))
-            img = (f'<img src="{uri}" alt="{e(Path(p).name)}">' if uri
-                   else '<div class="missing-img thumb">missing</div>')
-            figs.append(f'<figure class="plot">{img}<figcaption>Figure {i}. {e(Path(p).name)}</figcaption></figure>')
+        figs = [plot_figure(p, figure_no + i) for i, p in enumerate(plots, 1)]
         body.append(f'<h2 id="plots">Plots</h2>{"".join(figs)}')
 
     toc.append(("gallery", "Examples", []))
@@ -577,18 +599,21 @@ def render_html(*, manifest: dict[str, Any], figures: Sequence[dict[str, Any]],
 
 def write_html(path: Path, *, manifest: dict[str, Any], figures: list[dict[str, Any]],
                predictions: list[dict[str, Any]], captures: Path, printouts: Path,
-               plots: Sequence[Path] = (), notes: Sequence[str] = (), gallery: int = GALLERY_SIZE) -> Path:
+               plots: Sequence[Path] = (), eps_plots: Mapping[str, Path] | None = None,
+               notes: Sequence[str] = (), gallery: int = GALLERY_SIZE) -> Path:
     """Write the self-contained HTML report to ``path`` (atomically) and return it.
 
     manifest: printouts/manifest.json; figures: the figure rows (figures.json's
     "figures", or figures.csv's rows); predictions: predictions.csv's rows (dicts of strings are fine);
     captures / printouts: the folders the crop and digital image paths are relative
-    to; plots: PNG files to embed, captioned with their file names; notes: lines
+    to; plots: PNG files to embed, captioned with their file names; eps_plots: model ->
+    its plot of destruction rate against eps (:func:`~physical.report.plots.plot_destruction_vs_eps`),
+    shown in the model's section beside its sim-to-real gap; notes: lines
     for the header (e.g. :func:`notes_from_meta` of figures.json); gallery: the most
     examples to show (0 for none).
     """
     page = render_html(manifest=manifest, figures=figures, predictions=predictions, captures=captures,
-                       printouts=printouts, plots=plots, notes=notes, gallery=gallery)
+                       printouts=printouts, plots=plots, eps_plots=eps_plots, notes=notes, gallery=gallery)
     path = Path(path)
     write_atomic(path, page.encode("utf-8"))
     return path

@@ -232,11 +232,18 @@ def make_report(captures: Path = Path("captures"), *, printouts: Path = Path("pr
                      f"{PREFILTER_CONFIDENCE} for both",
         "interval": "Wilson score, 95%",
     }
+    from .figures import GAP_COLUMNS, sim_to_real_gap
+
+    gap = sim_to_real_gap(figures)
     out.mkdir(parents=True, exist_ok=True)
     write_atomic(out / "figures.csv", _csv_bytes(figures, FIGURE_COLUMNS))
     write_atomic(out / "figures.json",
-                 (json.dumps({**meta, "figures": figures}, indent=1) + "\n").encode("utf-8"))
+                 (json.dumps({**meta, "sim_to_real_gap": gap, "figures": figures}, indent=1) + "\n").encode("utf-8"))
     write_atomic(out / "predictions.csv", _csv_bytes(predictions, PREDICTION_COLUMNS))
+    write_atomic(out / "gap.csv", _csv_bytes(gap, GAP_COLUMNS))
+    from .plots import plot_destruction_vs_eps
+
+    eps_plots = plot_destruction_vs_eps(figures, out / "plots")
     plots: list[Path] = []
     if artificial:
         from .artificial import plot_sweeps, sweep
@@ -248,6 +255,7 @@ def make_report(captures: Path = Path("captures"), *, printouts: Path = Path("pr
     from .html import notes_from_meta, write_html
 
     write_html(out / "report.html", manifest=manifest, figures=figures, predictions=predictions,
-               captures=Path(captures), printouts=Path(printouts), plots=plots, notes=notes_from_meta(meta))
+               captures=Path(captures), printouts=Path(printouts), plots=plots, eps_plots=eps_plots,
+               notes=notes_from_meta(meta))
     return ReportResult(out=out, manifest=manifest, figures=figures, n_crops=len(rows), n_photos=n_photos,
                         models=[m.model_id for m in classifiers])

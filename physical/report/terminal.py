@@ -1,9 +1,10 @@
-"""The report's terminal tables (rich), in the paper's layout."""
+"""The report's terminal tables (rich): the paper's layout, and the sim-to-real gap."""
 from __future__ import annotations
 
 from typing import Any, Sequence
 
-from .figures import METHOD_NAMES, cells_in_order, lookup, rate_of
+from .figures import (METHOD_NAMES, MIN_GAP_N, cells_in_order, gap_text, lookup, rate_of, sim_to_real_gap,
+                      source_label)
 from .metrics import Rate
 
 
@@ -50,3 +51,20 @@ def render_tables(figures: Sequence[dict[str, Any]], source: str = "photo", mode
                             for c in ("average", "prefiltered") for m in ("top1", "top5")))
     out += [acc, dr]
     return out
+
+
+def render_gap(figures: Sequence[dict[str, Any]]) -> list[Any]:
+    """The sim-to-real gap of every simulated source (:func:`~physical.report.figures.sim_to_real_gap`)
+    as one rich Table; none when there is nothing to compare (no photos, or no simulated source)."""
+    from rich.table import Table
+
+    gaps = sim_to_real_gap(figures)
+    if not gaps:
+        return []
+    table = Table(title=f"Sim-to-real gap: mean |simulated - photo| of the top-1 destruction rate, average case, "
+                        f"over the cells with n >= {MIN_GAP_N} in both", title_justify="left")
+    for col in ("model", "simulated source", "gap"):
+        table.add_column(col)
+    for g in gaps:
+        table.add_row(g["model"], source_label(g["source"]), gap_text(g))
+    return [table]

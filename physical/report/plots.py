@@ -1,0 +1,115 @@
+"""The report's plots of the figure rows, and what every plot of the report shares.
+
+- :func:`pyplot`: matplotlib on the Agg backend (files only, no display needed);
+- :func:`rate_axis`: the y axis of a rate in [0, 1], with headroom above 1 for labels;
+- :func:`plot_destruction_vs_eps`: per model, the average-case destruction rate
+  against eps, one panel per method, the photographed and every simulated
+  source side by side at each eps, so that the simulated channel can be judged
+  against the photos (``plots/destruction_vs_eps_<model>.png``).
+
+The artificial sweeps (:mod:`.artificial`) draw with the first two.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from ..attacks import METHOD_TITLES
+from .figures import MIN_GAP_N, cells_in_order, gap_text, lookup, sim_to_real_gap, source_label, source_order
+
+PHOTO_STYLE = ("#222222", "o")
+# One (colour, marker) per simulated source, in source_order; reused cyclically past the fifth.
+SIMULATED_STYLES = (("#e6550d", "s"), ("#3182bd", "D"), ("#31a354", "^"), ("#756bb1", "v"), ("#8c6d31", "P"))
+
+
+def pyplot() -> Any:
+    """``matplotlib.pyplot`` on the Agg backend: plots are written to files, no display is needed."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def rate_axis(ax: Any) -> None:
+    """A rate's y axis: 0..1 in steps of 0.2, a light grid, headroom above 1 for the n labels."""
+    ax.set_ylim(-0.03, 1.13)
+    ax.set_yticks(np.linspace(0, 1, 6))
+    ax.grid(True, color="0.9", lw=0.6)
+
+
+def plot_file_name(model: str) -> str:
+    """``destruction_vs_eps_<model>.png``, the model id made safe for a file name (``torchvision:resnet50``
+    -> ``torchvision_resnet50``)."""
+    return f"destruction_vs_eps_{re.sub(r'[^A-Za-z0-9._-]', '_', model)}.png"
+
+
+def plot_destruction_vs_eps(figures: Sequence[dict[str, Any]], out_dir: Path) -> dict[str, Path]:
+    """One PNG per model, ``<out_dir>/destruction_vs_eps_<model>.png``; returns {model: path}.
+
+    Average-case destruction rate against eps: a column per method (the order of
+    :data:`physical.attacks.METHODS`), top-1 in the top row and top-5 below. At each
+    eps the sources (photo first, then each simulated one) sit side by side, a small
+    offset apart, each a point with its Wilson 95% interval as an error bar and n
+    written above it; cells with n = 0 (nothing to destroy) are left out, not drawn
+    as 0. The legend gives each simulated source's sim-to-real gap
+    (:func:`~physical.report.figures.sim_to_real_gap`).
+    """
+    plt = pyplot()
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    all_gaps = sim_to_real_gap(figures)
+    paths: dict[str, Path] = {}
+    for model in dict.fromkeys(f["model"] for f in figures):
+        rows = lookup(figures, model=model, table="destruction", case="average")
+        sources = source_order(f["source"] for f in rows)
+        methods = list(dict.fromkeys(m for m, _ in cells_in_order(rows)))
+        eps_levels = sorted({int(f["eps"]) for f in rows})
+        drawn = {(f["source"], f["method"], int(f["eps"]), f["metric"]): f for f in rows if int(f["n"])}
+        gaps = {g["source"]: g for g in all_gaps if g["model"] == model}
+        simulated = [s for s in sources if s != "photo"]
+        styles = {"photo": PHOTO_STYLE,
+                  **{s: SIMULATED_STYLES[i % len(SIMULATED_STYLES)] for i, s in enumerate(simulated)}}
+        # One eps's points spread over at most half the distance to the next eps.
+        offsets = (np.arange(len(sources)) - (len(sources) - 1) / 2) * min(0.16, 0.5 / max(1, len(sources)))
+        ncol = max(1, len(methods))
+        fig, axes = plt.subplots(2, ncol, figsize=(3.6 * ncol + 0.8, 6.8), sharex=True, sharey=True,
+                                 squeeze=False, layout="constrained")
+        for col, method in enumerate(methods):
+            for row_i, metric in enumerate(("top1", "top5")):
+                ax = axes[row_i][col]
+                for source, dx in zip(sources, offsets):
+                    at = [(i + dx, drawn[(source, method, eps, metric)]) for i, eps in enumerate(eps_levels)
+                          if (source, method, eps, metric) in drawn]
+                    v, lo, hi = (np.array([float(f[key]) for _, f in at]) for key in ("value", "ci_low", "ci_high"))
+                    colour, marker = styles[source]
+                    ax.errorbar([x for x, _ in at], v, yerr=[v - lo, hi - v], color=colour, marker=marker, ms=5,
+                                lw=0, elinewidth=1.3, capsize=3, label=source)
+                    for x, f in at:
+                        ax.text(x, 1.04, str(f["n"]), rotation=90, ha="center", va="bottom", fontsize=6.5,
+                                color=colour)
+                rate_axis(ax)
+                ax.set_xticks(range(len(eps_levels)), [str(e) for e in eps_levels])
+                ax.set_xlim(-0.6, len(eps_levels) - 0.4)
+                if row_i == 0:
+                    ax.set_title(METHOD_TITLES.get(method, method), fontsize=10)
+                else:
+                    ax.set_xlabel("eps (0-255 levels)")
+                if col == 0:
+                    ax.set_ylabel(f"destruction rate, top-{metric[-1]}")
+        handles, names = axes[0][0].get_legend_handles_labels()
+        texts = [source_label(s) + (f": sim-to-real gap {gap_text(gaps[s])}" if s in gaps else "") for s in names]
+        fig.legend(handles, texts, loc="outside lower center", fontsize=8.5, frameon=False)
+        fig.suptitle(f"Destruction rate against eps, average case, model {model}\n(error bars: 95% Wilson "
+                     "interval; number above: n, the adversarial images that worked digitally; n = 0 left out)"
+                     + (f"\nsim-to-real gap: mean |simulated - photo| of the top-1 rates over the cells with "
+                        f"n >= {MIN_GAP_N} in both" if gaps else ""), fontsize=10)
+        path = out_dir / plot_file_name(model)
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        paths[model] = path
+    return paths
