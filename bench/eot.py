@@ -77,15 +77,16 @@ def main() -> None:
         for K in [int(k) for k in args.samples.split(",")]:
             root = work / (f"K{K}" if args.step_factor == 1 else f"K{K}-steps{args.step_factor}")
             t = time.perf_counter()
-            if not (root / "captures" / "report" / "figures.csv").exists():
+            if not (root / "captures" / "index.csv").exists():
                 make_sheets(root / "printouts", images=SHARED / "test", count=args.count, seed=args.seed,
                             methods=METHODS, eps=EPS, channel=args.channel, eot_samples=K, force=True,
                             eot_step_factor=args.step_factor)
                 t_attack = time.perf_counter() - t
                 simulate_photos(root / "printouts", root / "photos", per_page=1, seed=args.seed, difficulty="normal")
                 ingest(root / "photos", printouts=root / "printouts", out=root / "captures")
-                make_report(root / "captures", printouts=root / "printouts", simulated="typical", artificial=False)
                 print(f"\nK={K}: attacks {t_attack:.0f} s, all {time.perf_counter() - t:.0f} s")
+            if not (root / "captures" / "report" / "figures.csv").exists():
+                make_report(root / "captures", printouts=root / "printouts", simulated="typical", artificial=False)
             manifest = json.loads((root / "printouts" / "manifest.json").read_text())
             figures = root / "captures" / "report" / "figures.csv"
             photo, other = pooled(figures, "photo"), pooled(figures, "simulated:typical")

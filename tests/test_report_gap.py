@@ -151,3 +151,23 @@ def test_simulated_only_report_has_the_plot_and_no_gap(small_demo, tmp_path):
     assert json.loads((result.out / "figures.json").read_text())["sim_to_real_gap"] == []
     assert (result.out / "gap.csv").read_text() == "model,source,metric,case,mean_abs_diff,cells,min_n\n"
     assert "Sim-to-real gap" not in (result.out / "report.html").read_text()
+
+
+def test_destruction_table_shows_each_methods_digital_accuracy_beside_it():
+    """The trade EoT makes: its digital strength in the same table as what the photo destroys."""
+    from rich.console import Console
+
+    from physical.report.terminal import render_tables
+
+    cells = [{"case": "average", "table": "accuracy", "method": "eot", "eps": 8, "metric": k, "variant": v,
+              "rate": Rate(3, 40) if (v, k) == ("digital_adv", "top1") else Rate(20, 40)}
+             for v in ("transformed_clean", "transformed_adv", "digital_clean", "digital_adv") for k in ("top1", "top5")]
+    cells += [{"case": c, "table": "destruction", "method": "eot", "eps": 8, "metric": k, "variant": "adv",
+               "rate": Rate(1, 33) if (c, k) == ("average", "top1") else Rate(0, 0)}
+              for c in ("average", "prefiltered") for k in ("top1", "top5")]
+    figs = figure_rows("demo", "photo", cells)
+    console = Console(width=120, record=True)
+    for table in render_tables(figs, "photo", "demo"):
+        console.print(table)
+    text = console.export_text()
+    assert "EoT ε=8" in text and "digital 8%" in text and "3%  n=33" in text
