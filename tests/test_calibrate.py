@@ -42,7 +42,7 @@ def _known_channel(x: torch.Tensor, photos: int, per_photo: int, seed: int = 0):
     log_e = log_e - (torch.zeros(photos).index_add(0, photo, log_e) / per_photo)[photo]   # photo mean 1
     true_crop = {"exposure": log_e.exp(), "light_gradient": u(-0.05, 0.05, n, 2),
                  "corner_jitter": u(-0.015, 0.015, n, 4, 2)}
-    p = fitted_params(true_photo, true_crop, photo, x.shape[-1])
+    p = fitted_params(true_photo, true_crop, photo)
     p["noise_seed"] = torch.arange(n) + 1000 * seed
     return xs, apply_channel(xs, p), photo, true_photo, true_crop
 

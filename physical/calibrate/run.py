@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from ..capture.codes import quad_side
 from ..capture.store import STATE_NAME, read_captures
 from ..channel.fit import FIT_STEPS, ChannelFit, fit_channel
 from ..channel.presets import NO_JPEG
@@ -65,8 +66,8 @@ def _load(path: Path) -> np.ndarray:
 
 
 def _quad_side(quad: str) -> float:
-    q = np.array([float(v) for v in quad.split()], np.float64).reshape(4, 2)
-    return float(np.mean(np.linalg.norm(q - np.roll(q, -1, axis=0), axis=1)))
+    """Mean side in photo px of an ``index.csv`` quad (8 numbers)."""
+    return quad_side(np.array([float(v) for v in quad.split()], np.float64).reshape(4, 2))
 
 
 def calibrate(captures: Path = Path("captures"), *, printouts: Path = Path("printouts"), out: Path | None = None,

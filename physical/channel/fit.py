@@ -20,8 +20,9 @@ with the others free they add nothing the data can tell apart (the tone
 curve's mid-grey is ``ink_cast``, the levels are ``paper_white`` and
 ``black_level``). The fit minimises the mean squared error over all pixels
 with Adam, through the channel's own differentiable steps, all crops in one
-batch, until the loss settles (at most ``steps``). Images wider than FIT_SIDE are fitted at FIT_SIDE (both sides of
-every pair resized alike) and the blur scaled back.
+batch, until the loss settles (at most ``steps``). Images wider than FIT_SIDE
+are fitted at FIT_SIDE (both sides of every pair resized alike) and the blur
+scaled back.
 
 The noise is what the fit leaves: the residual's mean over the three
 channels (the channel's noise is the same in all three) has, at brightness I,
@@ -102,10 +103,9 @@ def _resize(x: Tensor, side: int) -> Tensor:
     return F.interpolate(x, size=(h, side), mode="area")
 
 
-def fitted_params(photo_p: dict[str, Tensor], crop_p: dict[str, Tensor], photo: Tensor, width: int
-                   ) -> dict[str, Tensor]:
-    """The channel's per-image parameters (as :func:`apply_channel` takes them, no JPEG) for crops
-    of ``width`` px: photo-level values gathered by ``photo`` (N,), crop-level values as they are."""
+def fitted_params(photo_p: dict[str, Tensor], crop_p: dict[str, Tensor], photo: Tensor) -> dict[str, Tensor]:
+    """The channel's per-image parameters (as :func:`apply_channel` takes them, no JPEG): photo-level
+    values gathered by ``photo`` (N,), crop-level values as they are."""
     n = len(photo)
     p = identity_params(n, device=photo.device)
     for k in ("saturation", "ink_cast", "paper_white", "black_level", "white_balance", "blur_frac",
@@ -183,7 +183,7 @@ def fit_channel(digital: Tensor, crops: Tensor, photo: Tensor, steps: int = FIT_
         if step >= MIN_STEPS and step % 10 == 0 and _settled(history):
             break
         photo_p, crop_p, sigma = params()
-        p = fitted_params(photo_p, crop_p, photo, x.shape[-1])
+        p = fitted_params(photo_p, crop_p, photo)
         loss = F.mse_loss(_render(x, p, sigma, photo, _radius(sigma)), t)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -195,7 +195,7 @@ def fit_channel(digital: Tensor, crops: Tensor, photo: Tensor, steps: int = FIT_
 
     with torch.no_grad():
         photo_p, crop_p, sigma = params()
-        p = fitted_params(photo_p, crop_p, photo, x.shape[-1])
+        p = fitted_params(photo_p, crop_p, photo)
         model = _render(x, p, sigma, photo, _radius(sigma))
         residual = t - model
         per_image = residual.pow(2).mean(dim=(1, 2, 3))

@@ -139,24 +139,21 @@ def profile_params(n: int, profile: Mapping[str, Any], seed: int = 0,
     """
     photos = profile["photos"]
     gen = torch.Generator().manual_seed(seed)
-    which = torch.randint(0, len(photos), (n,), generator=gen).tolist()
-    pick = torch.rand(n, generator=gen, dtype=torch.float64).tolist()
+    which = torch.randint(0, len(photos), (n,), generator=gen)
+    pick = torch.rand(n, generator=gen, dtype=torch.float64)
     noise_seed = torch.randint(0, 2**62, (n,), generator=gen)
+    # The profile as tables (photos, and all crops one after another), then one gather per key.
+    counts = torch.tensor([len(ph["exposure"]) for ph in photos])
+    first = torch.cumsum(counts, 0) - counts
+    crop = first[which] + torch.minimum((pick * counts[which]).long(), counts[which] - 1)
     p = identity_params(n)
-    values: dict[str, list[Any]] = {k: [] for k in (*PHOTO_KEYS, *CROP_KEYS)}
-    quality = []
-    for j, u in zip(which, pick):
-        ph = photos[j]
-        k = min(int(u * len(ph["exposure"])), len(ph["exposure"]) - 1)
-        for key in PHOTO_KEYS:
-            values[key].append(ph[key])
-        for key in CROP_KEYS:
-            values[key].append(ph[key][k])
-        quality.append(ph["jpeg_quality"])
-    for key, vals in values.items():
-        p[key] = torch.tensor(vals, dtype=torch.float32).reshape(p[key].shape if key in p else (n, *CROP_KEYS[key]))
+    for key in PHOTO_KEYS:
+        p[key] = torch.tensor([ph[key] for ph in photos], dtype=torch.float32)[which].reshape(p[key].shape)
+    for key in CROP_KEYS:
+        table = torch.tensor([c for ph in photos for c in ph[key]], dtype=torch.float32)
+        p[key] = table[crop].reshape(p[key].shape)
     p["zoom"] = torch.full((n,), CROP_ZOOM)
-    p["jpeg_quality"] = torch.tensor(quality, dtype=torch.int64)
+    p["jpeg_quality"] = torch.tensor([ph["jpeg_quality"] for ph in photos], dtype=torch.int64)[which]
     p["noise_seed"] = noise_seed
     return {k: v.to(device) for k, v in p.items()}
 

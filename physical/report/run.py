@@ -48,13 +48,6 @@ def digital_images(model: Classifier, manifest: dict[str, Any],
     return keys, load_images(files, model)
 
 
-def channel_label(simulated: str | Path) -> str:
-    """The name of a simulated source in tables: a preset's name, or a profile file's name."""
-    from ..channel import PRESETS
-
-    return str(simulated) if str(simulated) in PRESETS else Path(simulated).name
-
-
 def simulated_observations(model: Classifier, keys: Sequence[tuple[str, str]], x: torch.Tensor,
                            channel: str | dict[str, Any], seed: int = 0, batch_size: int = 256) -> list[Observation]:
     """Each digital image once through the Kornia print-and-photo channel (:mod:`physical.channel`):
@@ -177,13 +170,13 @@ def make_report(captures: Path = Path("captures"), *, printouts: Path = Path("pr
                             "profile from `physical calibrate` (--simulated FILE.json)")
     channel: str | dict[str, Any] | None = None
     if simulated is not None:
-        from ..channel.profile import ProfileError, resolve_channel
+        from ..channel.profile import ProfileError, channel_name, resolve_channel
 
         try:
             channel = resolve_channel(simulated)
         except ProfileError as exc:
             raise PhysicalError(f"--simulated: {exc}") from None
-        simulated_name = channel_label(simulated)
+        simulated_name = channel_name(simulated)
     rows = [] if simulated_only else read_captures(captures, manifest)
     default_out = (Path(printouts) if simulated_only else Path(captures)) / REPORT_DIR
     out = Path(out) if out is not None else default_out
