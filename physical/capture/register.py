@@ -507,9 +507,11 @@ def scan_photo(gray: np.ndarray, experiment_id: str, pages: dict[int, Page], dec
             return bool(classify_codes(found, experiment_id, len(pages)))
 
         for code in zxing_codes(gray, identifies):
-            if not any(np.linalg.norm(c.quad.mean(axis=0) - code.quad.mean(axis=0)) < 0.5 * quad_side(code.quad)
-                       and c.text for c in codes):
-                codes.append(code)
+            near = [c for c in codes
+                    if np.linalg.norm(c.quad.mean(axis=0) - code.quad.mean(axis=0)) < 0.5 * quad_side(code.quad)]
+            if not any(c.text for c in near):
+                # ZXing read what OpenCV located but could not read: one code, not an unread one beside it.
+                codes = [c for c in codes if c not in near] + [code]
         by_page = classify_codes(codes, experiment_id, len(pages))
 
     marks: list[FoundMark] | None = None
