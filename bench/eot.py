@@ -53,6 +53,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=3)
     ap.add_argument("--work", type=Path, default=None)
     ap.add_argument("--step-factor", type=int, default=1, help="EoT takes this many times the paper's steps")
+    ap.add_argument("--digital", type=float, default=None,
+                    help="weight of the untransformed image in the expectation (default: make-sheets')")
     args = ap.parse_args()
     if not SHARED.is_dir():
         sys.exit(f"needs {SHARED} (CIFAR-10)")
@@ -64,7 +66,8 @@ def main() -> None:
     from physical.sheets.run import make_sheets
 
     print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
-    print(f"EoT through {args.channel}, {args.step_factor}x the paper's steps; {args.count} CIFAR-10 test pictures "
+    print(f"EoT through {args.channel}, {args.step_factor}x the paper's steps, digital weight "
+          f"{'default' if args.digital is None else args.digital}; {args.count} CIFAR-10 test pictures "
           f"(seed {args.seed}); eps {EPS} pooled")
 
     def fmt(kn: tuple[int, int]) -> str:
@@ -75,12 +78,14 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         work = args.work or Path(tmp)
         for K in [int(k) for k in args.samples.split(",")]:
-            root = work / (f"K{K}" if args.step_factor == 1 else f"K{K}-steps{args.step_factor}")
+            root = work / (f"K{K}" + (f"-steps{args.step_factor}" if args.step_factor != 1 else "")
+                           + (f"-digital{args.digital:g}" if args.digital is not None else ""))
             t = time.perf_counter()
             if not (root / "captures" / "index.csv").exists():
                 make_sheets(root / "printouts", images=SHARED / "test", count=args.count, seed=args.seed,
                             methods=METHODS, eps=EPS, channel=args.channel, eot_samples=K, force=True,
-                            eot_step_factor=args.step_factor)
+                            eot_step_factor=args.step_factor,
+                            **({"eot_digital": args.digital} if args.digital is not None else {}))
                 t_attack = time.perf_counter() - t
                 simulate_photos(root / "printouts", root / "photos", per_page=1, seed=args.seed, difficulty="normal")
                 ingest(root / "photos", printouts=root / "printouts", out=root / "captures")

@@ -27,6 +27,15 @@ def _fail(message: str, code: int = 2) -> None:
     raise typer.Exit(code)
 
 
+def _int_list(text: str, flag: str) -> list[int]:
+    """``"1,3,5"`` -> [1, 3, 5]; a one-line error naming the flag otherwise."""
+    try:
+        return [int(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        _fail(f"{flag} {text}: give whole numbers separated by commas, e.g. 1,3,5")
+        raise
+
+
 def _version(value: bool) -> None:
     if value:
         out.print(f"physical {__version__}")
@@ -81,7 +90,9 @@ def make_sheets_cmd(
     seed: int = typer.Option(0, help="Seed for --count."),
     methods: str = typer.Option("fast,bim,ll", help="Attacks: fast (FGSM), bim (basic iterative), "
                                                     "ll (iterative least-likely class); eot, eot_ll (bim and ll "
-                                                    "with Expectation over Transformation through --channel)."),
+                                                    "with Expectation over Transformation through --channel); "
+                                                    "pgd, cw (Carlini-Wagner L2), lbfgs (box-constrained L-BFGS), "
+                                                    "onepixel (differential evolution)."),
     eps: str = typer.Option("2,4,8,16", help="Perturbation sizes in 0-255 levels, each in 1..64."),
     paper: str = typer.Option("a4", help="a4 or letter."),
     image_size_mm: Optional[float] = typer.Option(
@@ -96,6 +107,21 @@ def make_sheets_cmd(
     eot_samples: int = typer.Option(16, "--eot-samples", help="Channel draws per image and step for eot, eot_ll."),
     eot_step_factor: int = typer.Option(1, "--eot-step-factor",
                                         help="eot, eot_ll take F times the paper's number of steps."),
+    eot_digital: float = typer.Option(0.2, "--eot-digital",
+                                      help="Weight of the untransformed image in eot's expectation (0 to below 1)."),
+    pgd_steps: int = typer.Option(40, "--pgd-steps", help="pgd: steps of 2.5 eps / steps each."),
+    pgd_restarts: int = typer.Option(1, "--pgd-restarts",
+                                     help="pgd: random starts per image; the one with the highest loss is kept."),
+    cw_steps: int = typer.Option(100, "--cw-steps", help="cw: Adam steps per value of c."),
+    cw_search_steps: int = typer.Option(5, "--cw-search-steps", help="cw: values of c tried (binary search)."),
+    cw_confidence: float = typer.Option(0.0, "--cw-confidence", help="cw: kappa, the logit margin to reach."),
+    cw_least_likely: bool = typer.Option(False, "--cw-least-likely",
+                                         help="cw: targeted at the least-likely class instead of untargeted."),
+    onepixel_pixels: str = typer.Option("1", "--onepixel-pixels",
+                                        help="onepixel: pixels changed, one variant each (e.g. 1,3,5)."),
+    onepixel_population: int = typer.Option(400, "--onepixel-population", help="onepixel: candidates per image."),
+    onepixel_generations: int = typer.Option(100, "--onepixel-generations",
+                                             help="onepixel: generations at most (fewer for a quicker, weaker attack)."),
 ) -> None:
     """Attack pictures and lay clean and adversarial versions on printable PDF sheets."""
     from .sheets.run import digital_accuracy, make_sheets
@@ -108,7 +134,12 @@ def make_sheets_cmd(
                                  count=count, seed=seed, methods=[m.strip() for m in methods.split(",") if m.strip()],
                                  eps=eps, paper=paper, image_size_mm=image_size_mm, batch_size=batch_size,
                                  device=device, force=force, channel=channel, eot_samples=eot_samples,
-                                 eot_step_factor=eot_step_factor,
+                                 eot_step_factor=eot_step_factor, eot_digital=eot_digital,
+                                 pgd_steps=pgd_steps, pgd_restarts=pgd_restarts, cw_steps=cw_steps,
+                                 cw_search_steps=cw_search_steps, cw_confidence=cw_confidence,
+                                 cw_least_likely=cw_least_likely, onepixel_pixels=_int_list(onepixel_pixels,
+                                                                                           "--onepixel-pixels"),
+                                 onepixel_population=onepixel_population, onepixel_generations=onepixel_generations,
                                  progress=progress, warn=_warn)
     except PhysicalError as exc:
         _fail(str(exc))

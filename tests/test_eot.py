@@ -99,7 +99,8 @@ def test_make_sheets_with_eot_records_channel_and_samples(tmp_path):
 
     r = make_sheets(tmp_path / "p", count=4, methods=["bim", "eot", "eot_ll"], eps=[8], eot_samples=2)
     m = r.manifest
-    assert m["attack"]["eot"] == {"channel": "typical", "samples": 2, "steps": {"8": 10}, "profile_fitted_on": None,
+    assert m["attack"]["eot"] == {"channel": "typical", "samples": 2, "digital": 0.2, "steps": {"8": 10},
+                                  "profile_fitted_on": None,
                                   "jpeg_gradient": "straight through"}
     names = [v["name"] for v in m["images"][0]["variants"]]
     assert names == ["clean", "bim_e8", "eot_e8", "eot_ll_e8"]

@@ -270,7 +270,7 @@ def test_bad_eps(tmp_path, eps):
 
 
 def test_bad_method_and_paper(tmp_path):
-    assert "--methods" in _one_line_error(run_cli("make-sheets", "--methods", "fast,pgd", "--out", str(tmp_path / "o")))
+    assert "--methods" in _one_line_error(run_cli("make-sheets", "--methods", "fast,deepfool", "--out", str(tmp_path / "o")))
     assert "--paper" in _one_line_error(run_cli("make-sheets", "--paper", "a3", "--out", str(tmp_path / "o")))
     assert "--image-size-mm" in _one_line_error(
         run_cli("make-sheets", "--image-size-mm", "150", "--out", str(tmp_path / "o")))

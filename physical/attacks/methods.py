@@ -2,7 +2,9 @@
 
 ``METHODS`` is the order of every table, plot and label: the paper's three
 (fast, basic iterative, least-likely; ``PAPER_METHODS``, make-sheets' default),
-then the EoT methods. Eps is given in 0-255 intensity levels on the
+then the EoT methods, then the lecture series' other attacks (PGD, Carlini-Wagner,
+L-BFGS, one-pixel). ``EPS_METHODS`` take an eps (one variant per eps); the others
+find their own perturbation size. Eps is given in 0-255 intensity levels on the
 command line and in [0, 1] to the attack functions.
 """
 from __future__ import annotations
@@ -14,11 +16,15 @@ PAPER_METHODS = ("fast", "bim", "ll")
 # Every method make-sheets knows, in the order of every table, plot and label: the paper's three,
 # then Expectation over Transformation through the channel (attacks/eot.py), each beside the
 # paper's method it extends.
-METHODS = ("fast", "bim", "ll", "eot", "eot_ll")
+METHODS = ("fast", "bim", "ll", "eot", "eot_ll", "pgd", "cw", "lbfgs", "onepixel")
 CHANNEL_METHODS = ("eot", "eot_ll")    # methods that attack through the simulated channel
+EPS_METHODS = ("fast", "bim", "ll", "eot", "eot_ll", "pgd")
 METHOD_TITLES = {"fast": "fast (FGSM)", "bim": "basic iterative", "ll": "iterative least-likely",
-                 "eot": "basic iterative, EoT", "eot_ll": "least-likely, EoT"}
-METHOD_SHORT = {"fast": "fast", "bim": "basic iter.", "ll": "least-likely", "eot": "EoT", "eot_ll": "EoT ll"}
+                 "eot": "basic iterative, EoT", "eot_ll": "least-likely, EoT",
+                 "pgd": "PGD (random start)", "cw": "Carlini-Wagner L2", "lbfgs": "box-constrained L-BFGS",
+                 "onepixel": "one-pixel (DE)"}
+METHOD_SHORT = {"fast": "fast", "bim": "basic iter.", "ll": "least-likely", "eot": "EoT", "eot_ll": "EoT ll",
+                "pgd": "PGD", "cw": "C&W", "lbfgs": "L-BFGS", "onepixel": "one-pixel"}
 
 
 def method_rank(method: str) -> int:

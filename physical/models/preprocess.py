@@ -12,13 +12,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..photo_io import read_photo
+from ..photo_io import quantize_8bit, read_photo
 from .classifier import Classifier
-
-
-def quantize_8bit(x: torch.Tensor) -> torch.Tensor:
-    """Round images in [0, 1] to the nearest of the 256 printable levels."""
-    return torch.round(x.clamp(0.0, 1.0) * 255.0) / 255.0
 
 
 def to_uint8(x: torch.Tensor) -> np.ndarray:

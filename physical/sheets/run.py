@@ -25,8 +25,11 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..attacks import (CHANNEL_METHODS, EOT_SAMPLES, METHODS, PAPER_METHODS, attack_grid, eot, eot_ll,
+from ..attacks import (CHANNEL_METHODS, EOT_DIGITAL, EOT_SAMPLES, EPS_METHODS, METHODS, PAPER_METHODS, attack_grid,
                        eps_steps, parse_eps_levels)
+from ..attacks.cw import CW_CONFIDENCE, CW_SEARCH_STEPS, CW_STEPS
+from ..attacks.onepixel import ONEPIXEL_GENERATIONS, ONEPIXEL_POPULATION
+from ..attacks.pgd import PGD_RESTARTS, PGD_STEPS
 from ..errors import PhysicalError
 from ..models import Classifier, load_model, quantize_8bit, to_uint8
 from ..version import __version__
@@ -35,19 +38,11 @@ from .layout import (MARK_DICTIONARY, MARK_MODULES, MARK_QUIET_MM, MIN_PHOTO_PX_
 from .manifest import FORMAT, FORMAT_VERSION, MANIFEST_NAME, read_manifest, write_manifest
 from .pdf import write_sheets_pdf
 from .pictures import Picture, load_pictures
+from .variants import AttackSettings, Variant, perturbation, plan_variants, run_attack, setting_text, variant_params
 
 PDF_NAME = "sheets.pdf"
 IMAGES_DIR = "images"
 Progress = Callable[[str, int, int], None]
-
-
-def variant_name(method: str | None, eps: int) -> str:
-    """``clean`` or ``<method>_e<eps>``, e.g. ``bim_e8``: one name for file, slot and manifest."""
-    return "clean" if method is None else f"{method}_e{eps}"
-
-
-def variant_label(method: str | None, eps: int) -> str:
-    return "clean" if method is None else f"{method} ε{eps}"
 
 
 @dataclass(frozen=True)
@@ -114,6 +109,16 @@ def make_sheets(
     channel: str | Path = "typical",
     eot_samples: int = EOT_SAMPLES,
     eot_step_factor: int = 1,
+    eot_digital: float = EOT_DIGITAL,
+    pgd_steps: int = PGD_STEPS,
+    pgd_restarts: int = PGD_RESTARTS,
+    cw_steps: int = CW_STEPS,
+    cw_search_steps: int = CW_SEARCH_STEPS,
+    cw_confidence: float = CW_CONFIDENCE,
+    cw_least_likely: bool = False,
+    onepixel_pixels: Sequence[int] = (1,),
+    onepixel_population: int = ONEPIXEL_POPULATION,
+    onepixel_generations: int = ONEPIXEL_GENERATIONS,
     progress: Progress | None = None,
     warn: Callable[[str], None] | None = None,
 ) -> SheetsResult:
@@ -125,7 +130,10 @@ def make_sheets(
     model's input size, or smaller if the variants of a picture would not fit a page at that size.
     ``channel`` (a preset name or a profile file from ``physical calibrate``) and ``eot_samples``
     (K) are what the EoT methods (``eot``, ``eot_ll``) attack through; they take
-    ``eot_step_factor`` times the paper's number of steps.
+    ``eot_step_factor`` times the paper's number of steps, and weigh the untransformed image by
+    ``eot_digital`` in the expectation. ``pgd_*``, ``cw_*`` and ``onepixel_pixels`` are the
+    options of those attacks (README, make-sheets); methods without eps (cw, lbfgs, onepixel)
+    make one variant each, onepixel one per number of pixels.
     ``progress(stage, done, total)`` is called as work advances.
     """
     out = Path(out)
@@ -139,6 +147,18 @@ def make_sheets(
         raise PhysicalError(f"--methods: unknown method '{bad[0] if bad else ''}'; choose from {', '.join(METHODS)}")
     if paper not in PAPER_SIZES_MM:
         raise PhysicalError(f"--paper {paper}: choose one of {', '.join(PAPER_SIZES_MM)}")
+    for flag, value, least in (("--pgd-steps", pgd_steps, 1), ("--pgd-restarts", pgd_restarts, 1),
+                               ("--cw-steps", cw_steps, 1), ("--cw-search-steps", cw_search_steps, 1),
+                               ("--onepixel-population", onepixel_population, 4),
+                               ("--onepixel-generations", onepixel_generations, 0)):
+        if value < least:
+            raise PhysicalError(f"{flag} {value}: must be at least {least}")
+    if not cw_confidence >= 0:
+        raise PhysicalError(f"--cw-confidence {cw_confidence}: must be at least 0")
+    onepixel_pixels = tuple(dict.fromkeys(int(d) for d in onepixel_pixels))
+    if not onepixel_pixels or any(d < 1 or d > 64 for d in onepixel_pixels):
+        raise PhysicalError(f"--onepixel-pixels {','.join(map(str, onepixel_pixels))}: each must be in 1..64 "
+                            "(the paper uses 1, 3, 5)")
     eot_channel: str | dict[str, Any] | None = None
     if any(m in CHANNEL_METHODS for m in methods):
         from ..channel.profile import ProfileError, resolve_channel
@@ -147,6 +167,8 @@ def make_sheets(
             raise PhysicalError(f"--eot-samples {eot_samples}: must be at least 1")
         if eot_step_factor < 1:
             raise PhysicalError(f"--eot-step-factor {eot_step_factor}: must be at least 1")
+        if not 0.0 <= eot_digital < 1.0:
+            raise PhysicalError(f"--eot-digital {eot_digital}: must be at least 0 and below 1")
         try:
             eot_channel = resolve_channel(channel)
         except ProfileError as exc:
@@ -159,11 +181,17 @@ def make_sheets(
     clf = model if isinstance(model, Classifier) else load_model(model, weights, device)
     pictures, labels_source = load_pictures(clf, images, labels, count, seed, warn)
     experiment_id = new_experiment_id()
-    variants = [(None, 0)] + [(m, e) for m in methods for e in eps]
+    settings = AttackSettings(channel=eot_channel if eot_channel is not None else "typical", channel_name=str(channel),
+                              eot_samples=eot_samples, eot_step_factor=eot_step_factor, eot_digital=eot_digital,
+                              pgd_steps=pgd_steps, pgd_restarts=pgd_restarts, cw_steps=cw_steps,
+                              cw_search_steps=cw_search_steps, cw_confidence=cw_confidence,
+                              cw_least_likely=cw_least_likely, onepixel_pixels=onepixel_pixels,
+                              onepixel_population=onepixel_population, onepixel_generations=onepixel_generations)
+    variants = plan_variants(methods, eps, settings)
 
     # Pre-flight the layout before minutes of attacking: a picture that cannot
     # fit a page is an error the user should see at once.
-    groups = [(p.id, [variant_name(m, e) for m, e in variants]) for p in pictures]
+    groups = [(p.id, [v.name for v in variants]) for p in pictures]
     if image_size_mm is None:
         wanted = default_image_size_mm(max(clf.input_size))
         fits = max_image_size_mm(len(variants), paper)
@@ -174,7 +202,7 @@ def make_sheets(
                  f"picture fit one {paper} page; {wanted:g} mm would give each of the model's "
                  f"{max(clf.input_size)} pixels {MIN_PHOTO_PX_PER_PIXEL:g} photo pixels in a 12 MP photo of the "
                  f"whole page: photograph closer, or print fewer methods or eps")
-    labels_map = {variant_name(m, e): variant_label(m, e) for m, e in variants}
+    labels_map = {v.name: v.label for v in variants}
     try:
         pages = plan_pages(groups, experiment_id, paper=paper, image_size_mm=image_size_mm,
                            variant_labels=labels_map)
@@ -192,33 +220,31 @@ def make_sheets(
             clean_probs = clf(x).softmax(dim=1)
         y = torch.tensor([p.label if p.label is not None else -1 for p in batch], device=clf.device)
         y = torch.where(y < 0, clean_probs.argmax(dim=1), y)  # --labels predicted: the model's own top-1
-        adv = attack_grid(clf, x, y, [e / 255 for e in eps], [m for m in methods if m in PAPER_METHODS])
-        if eot_channel is not None:
-            for m in (m for m in methods if m in CHANNEL_METHODS):
-                for e in eps:
-                    # Seeded per batch, method and eps: the same command makes the same images.
-                    key = seed * 1_000_003 + start * 101 + e * 7 + CHANNEL_METHODS.index(m)
-                    n_steps = eot_step_factor * eps_steps(e / 255)
-                    adv[(m, e / 255)] = (
-                        eot(clf, x, y, e / 255, eot_channel, eot_samples, steps=n_steps, seed=key) if m == "eot"
-                        else eot_ll(clf, x, e / 255, eot_channel, eot_samples, steps=n_steps, seed=key))
-        batch_images = {(None, 0): x}
-        for m, e in variants[1:]:
-            batch_images[(m, e)] = quantize_8bit(adv[(m, e / 255)])
+        y_ll = clean_probs.argmin(dim=1)
+        grid = attack_grid(clf, x, y, [e / 255 for e in eps], [m for m in methods if m in PAPER_METHODS])
+        batch_images = {variants[0]: x}
+        for k, v in enumerate(variants[1:]):
+            # Seeded per batch and variant: the same command makes the same images (EoT keeps the
+            # keys its findings were measured with).
+            salt = v.eps * 7 + CHANNEL_METHODS.index(v.method) if v.method in CHANNEL_METHODS else 1000 + k
+            key = seed * 1_000_003 + start * 101 + salt
+            adv = grid[(v.method, v.eps / 255)] if v.method in PAPER_METHODS else \
+                run_attack(v, clf, x, y, y_ll, settings, key)
+            batch_images[v] = quantize_8bit(adv)
         # Predictions of exactly the saved 8-bit images, all variants in one pass.
         stacked = torch.cat(list(batch_images.values()))
         with torch.no_grad():
             probs = clf(stacked).softmax(dim=1).split(len(batch))
-        y_ll = clean_probs.argmin(dim=1)
         for i, pic in enumerate(batch):
             rec = {"id": pic.id, "source": pic.source, "label": int(y[i]),
                    "label_name": clf.class_names[int(y[i])], "label_from": labels_source,
                    "least_likely": int(y_ll[i]), "variants": []}
-            for (m, e), pr in zip(variants, probs):
-                name = variant_name(m, e)
-                arrays[(pic.id, name)] = to_uint8(batch_images[(m, e)][i])
-                rec["variants"].append({"name": name, "method": m, "eps": e,
-                                        "file": f"{IMAGES_DIR}/{pic.id}_{name}.png",
+            for v, pr in zip(variants, probs):
+                arrays[(pic.id, v.name)] = to_uint8(batch_images[v][i])
+                rec["variants"].append({"name": v.name, "method": v.method, "eps": v.eps if v.method else 0,
+                                        "setting": setting_text(v, settings), "params": variant_params(v, settings),
+                                        "perturbation": perturbation(batch_images[v][i], x[i]),
+                                        "file": f"{IMAGES_DIR}/{pic.id}_{v.name}.png",
                                         "top5": top5(pr[i:i + 1].cpu(), clf.class_names)[0]})
             records.append(rec)
         done += len(batch)
@@ -234,7 +260,8 @@ def make_sheets(
                 data = _png_bytes(arrays[(rec["id"], v["name"])])
                 v["sha256"] = hashlib.sha256(data).hexdigest()
                 (staging / v["file"]).write_bytes(data)
-        title = f"{clf.model_id} · {', '.join(methods)} · ε {','.join(map(str, eps))}"
+        title = f"{clf.model_id} · {', '.join(methods)}" + (
+            f" · ε {','.join(map(str, eps))}" if any(m in EPS_METHODS for m in methods) else "")
         write_sheets_pdf(staging / PDF_NAME, pages, arrays, experiment_id=experiment_id, title=title,
                          progress=lambda n: progress("pdf", n, len(pages)))
         manifest = {
@@ -251,7 +278,7 @@ def make_sheets(
                 "steps": {str(e): eps_steps(e / 255) for e in eps},
                 "labels": labels_source, "images": str(images) if images is not None else None,
                 "count": count, "seed": seed,
-                **({"eot": {"channel": str(channel), "samples": eot_samples,
+                **({"eot": {"channel": str(channel), "samples": eot_samples, "digital": eot_digital,
                             "steps": {str(e): eot_step_factor * eps_steps(e / 255) for e in eps},
                             "profile_fitted_on": eot_channel["fitted_on"] if isinstance(eot_channel, dict) else None,
                             "jpeg_gradient": "straight through"}} if eot_channel is not None else {}),
