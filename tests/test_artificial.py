@@ -18,6 +18,7 @@ from physical.report.metrics import Rate
 from physical.report.artificial import (
     IDENTITY,
     TRANSFORMS,
+    _panels,
     _pipeline,
     apply_transform,
     plot_sweeps,
@@ -190,9 +191,17 @@ def test_sweep_counts_identity_and_transformed_accuracy(tiny, demo_model):
                      progress=lambda stage, done, total: calls.append((done, total)))
     assert len(rows) == (3 + 2) * 2
     assert calls[0] == (0, 5) and calls[-1] == (5, 5)
-    assert {(r["method"], r["eps"]) for r in rows} == {("fast", 8), ("ll", 8)}
+    assert {(r["attack"], r["method"], r["eps"], r["setting"]) for r in rows} == {("fast_e8", "fast", 8, "ε=8"),
+                                                                                ("ll_e8", "ll", 8, "ε=8")}
+    # Each variant's mean printed perturbation: the mean of the manifest's per-picture record.
+    for name in ("fast_e8", "ll_e8"):
+        norms = [v["perturbation"] for rec in data["images"] for v in rec["variants"] if v["name"] == name]
+        row = next(r for r in rows if r["attack"] == name)
+        assert (row["l2"], row["linf"]) == (sum(p["l2"] for p in norms) / 3, sum(p["linf"] for p in norms) / 3)
+        assert row["linf"] == 8   # fast and ll move some level of every picture by the full eps
     for r in rows:
-        assert set(r) == {"transform", "strength", "method", "eps", "top1", "top5", "clean_top1", "clean_top5"}
+        assert set(r) == {"transform", "strength", "attack", "method", "eps", "setting", "l2", "linf", "top1",
+                          "top5", "clean_top1", "clean_top5"}
         for k in (1, 5):
             assert isinstance(r[f"top{k}"], Rate)
             assert r[f"top{k}"].n == n_expected[(f"{r['method']}_e8", k)], (r, k)
@@ -241,16 +250,29 @@ def test_sweep_warns_when_the_manifest_disagrees(tiny, demo_model, tmp_path):
 
 
 def test_plot_sweeps_one_png_per_transform(tmp_path):
+    # The paper's methods at two eps, and methods without eps: a panel of their own.
+    cells = [(f"{m}_e{eps}", m, eps, f"ε={eps}") for m in ("fast", "bim", "ll") for eps in (8, 16)]
+    cells += [("cw", "cw", None, "κ=0"), ("onepixel_d1", "onepixel", None, "d=1"),
+              ("onepixel_d3", "onepixel", None, "d=3")]
     rows = []
     for name, strengths in (("brightness", [-8, 0, 8]), ("jpeg", [10, 50, 100])):
         for s in strengths:
-            for m in ("fast", "bim", "ll"):
-                for eps in (8, 16):
-                    n = 0 if (m, eps) == ("ll", 8) else 10  # an n/a cell must be left out, not crash
-                    k = 0 if s in (0, 100) else min(n, 3)
-                    rows.append({"transform": name, "strength": s, "method": m, "eps": eps,
-                                 "top1": Rate(k, n), "top5": Rate(min(n, k + 2), n),
-                                 "clean_top1": Rate(8, 10), "clean_top5": Rate(10, 10)})
+            for attack, m, eps, setting in cells:
+                n = 0 if attack in ("ll_e8", "onepixel_d3") else 10  # an n/a cell must be left out, not crash
+                k = 0 if s in (0, 100) else min(n, 3)
+                rows.append({"transform": name, "strength": s, "attack": attack, "method": m, "eps": eps,
+                             "setting": setting, "l2": 1.0, "linf": 1.0,
+                             "top1": Rate(k, n), "top5": Rate(min(n, k + 2), n),
+                             "clean_top1": Rate(8, 10), "clean_top5": Rate(10, 10)})
+    panels = _panels([r for r in rows if r["transform"] == "jpeg"])
+    assert [(title, [(c["attack"], label, marker) for c, label, _, marker in lines]) for title, lines in panels] == [
+        ("ε = 8", [("fast_e8", "fast", "o"), ("bim_e8", "basic iterative", "s"),
+                   ("ll_e8", "iterative least-likely", "^")]),
+        ("ε = 16", [("fast_e16", "fast", "o"), ("bim_e16", "basic iterative", "s"),
+                    ("ll_e16", "iterative least-likely", "^")]),
+        ("methods without ε", [("cw", "Carlini-Wagner L2 κ=0", "X"), ("onepixel_d1", "one-pixel (DE) d=1", "h"),
+                               ("onepixel_d3", "one-pixel (DE) d=3", "o")]),   # d=3: one-pixel's colour, another marker
+    ]
     paths = plot_sweeps(rows, tmp_path / "plots")
     assert [p.name for p in paths] == ["transform_brightness.png", "transform_jpeg.png"]
     for p in paths:

@@ -97,6 +97,10 @@ def test_report_writes_figures_that_predictions_csv_reproduces(small_demo):
     assert figures["n_crops"] == 4 * 3 and figures["experiment_id"]
     preds = list(csv.DictReader(open(rep / "predictions.csv")))
     assert len(preds) == 12
+    assert {(p["variant"], p["method"], p["eps"], p["setting"]) for p in preds} == {
+        ("clean", "", "0", ""), ("fast_e8", "fast", "8", "ε=8"), ("ll_e8", "ll", "8", "ε=8")}
+    assert open(rep / "figures.csv").readline() == ("model,source,case,table,attack,method,eps,setting,l2,linf,"
+                                                    "metric,variant,k,n,value,ci_low,ci_high\n")
     # Recompute the fast eps=8 average-case top-1 destruction rate from predictions.csv alone.
     rows = {(p["image_id"], p["variant"]): p for p in preds}
     k = n = 0
@@ -169,3 +173,188 @@ def test_terminal_destruction_cells_fit_a_narrow_column():
     assert _rate_cell(Rate(2, 8)) == "25%  n=8\n[7, 59]"      # Wilson 95%: [7.1, 59.1]
     assert _rate_cell(Rate(1, 1)) == "100%  n=1\n[21, 100]"
     assert _rate_cell(Rate(0, 0)) == "n/a (n=0)"
+
+
+# ---- methods without eps (cw, one-pixel), and the mean printed perturbation of each variant ----
+
+# Per variant, the (l0, l2, linf) make-sheets recorded for each of the three pictures.
+NORMS = {"fast_e8": [(1024, 441.0, 8), (1000, 440.0, 8), (1010, 445.0, 8)],       # means 442.0, 8.0
+         "cw": [(92, 10.0, 1), (50, 20.0, 2), (70, 33.0, 6)],                        # 21.0, 3.0
+         "onepixel_d1": [(1, 200.0, 200), (1, 100.0, 90), (1, 0.0, 10)],              # 100.0, 100.0
+         "onepixel_d3": [(3, 300.0, 255), (3, 150.0, 200), (3, 90.0, 145)]}          # 180.0, 200.0
+SETTINGS = {"fast_e8": ("fast", 8, "ε=8"), "cw": ("cw", None, "κ=0"), "onepixel_d1": ("onepixel", None, "d=1"),
+            "onepixel_d3": ("onepixel", None, "d=3")}
+
+
+def mixed_manifest():
+    """Three pictures of class 0 made with ``--methods onepixel,cw,fast``: the manifest's order is not the tables'."""
+    images = []
+    for i in range(3):
+        variants = [{"name": "clean", "method": None, "eps": 0, "setting": "", "params": {},
+                     "perturbation": {"l0": 0, "l2": 0.0, "linf": 0}, "file": f"images/img{i}_clean.png"}]
+        for name in ("onepixel_d1", "onepixel_d3", "cw", "fast_e8"):
+            method, eps, setting = SETTINGS[name]
+            l0, l2, linf = NORMS[name][i]
+            variants.append({"name": name, "method": method, "eps": eps, "setting": setting, "params": {},
+                             "perturbation": {"l0": l0, "l2": l2, "linf": linf}, "file": f"images/img{i}_{name}.png"})
+        images.append({"id": f"img{i}", "label": 0, "label_name": "airplane", "label_from": "bundled",
+                       "source": f"p{i}.png", "variants": variants})
+    return {"experiment_id": "0123abcd", "model": {"id": "m", "class_names": [f"c{k}" for k in range(10)]},
+            "attack": {"methods": ["onepixel", "cw", "fast"], "eps": [8]}, "images": images}
+
+
+def mixed_figures():
+    """Photo figures of the mixed manifest: every attack fools the model digitally on img0 and img1 (img2's
+    clean image is wrong); the photos restore img0 for every variant, and img1 too for cw."""
+    names = ("onepixel_d1", "onepixel_d3", "cw", "fast_e8")
+    digital = {("img0", "clean"): t5(0, 1, 2, 3, 4), ("img1", "clean"): t5(0, 1, 2, 3, 4),
+               ("img2", "clean"): t5(1, 0, 2, 3, 4)}
+    digital.update({(f"img{i}", n): t5(1, 2, 3, 4, 5) for i in range(3) for n in names})
+    obs = [Observation(f"img{i}", "clean", t5(0, 1, 2, 3, 4)) for i in range(3)]
+    obs += [Observation("img0", n, t5(0, 1, 2, 3, 4)) for n in names]
+    obs += [Observation("img1", n, t5(0 if n == "cw" else 1, 2, 3, 4, 5)) for n in names]
+    return figure_rows("m", "photo", tables(mixed_manifest(), digital, obs))
+
+
+def test_variants_without_eps_keyed_by_name_with_their_setting_and_mean_perturbation():
+    from physical.report.figures import Cell, cells_in_order, variant_cells
+
+    expected = [Cell("fast_e8", "fast", 8, "ε=8", 442.0, 8.0), Cell("cw", "cw", None, "κ=0", 21.0, 3.0),
+                Cell("onepixel_d1", "onepixel", None, "d=1", 100.0, 100.0),
+                Cell("onepixel_d3", "onepixel", None, "d=3", 180.0, 200.0)]
+    # Table order: the methods' order (fast, ..., cw, ..., onepixel), then the manifest's within a method.
+    assert variant_cells(mixed_manifest()) == expected
+    figures = mixed_figures()
+    assert cells_in_order(figures) == expected
+    as_csv = [{k: "" if v is None else str(v) for k, v in f.items()} for f in figures]   # figures.csv's strings
+    assert cells_in_order(as_csv) == expected
+    assert len(figures) == 4 * 2 * 2 * 5 and all(f["attack"] in NORMS for f in figures)
+    row = lookup(figures, attack="cw", case="average", table="destruction", metric="top1")
+    assert len(row) == 1 and {k: row[0][k] for k in ("method", "eps", "setting", "l2", "linf")} == \
+        {"method": "cw", "eps": None, "setting": "κ=0", "l2": 21.0, "linf": 3.0}
+    assert rate_of(row[0]) == Rate(2, 2)
+    assert rate_of(lookup(figures, attack="onepixel_d3", case="average", table="destruction",
+                          metric="top1")[0]) == Rate(1, 2)
+    # A manifest written before settings and perturbations were recorded: eps as the setting, norms n/a.
+    old = figure_rows("m", "photo", tables(MANIFEST, DIGITAL, [Observation("img0", "fast_e8", t5(0, 1, 2, 3, 4))]))
+    assert {(f["attack"], f["method"], f["eps"], f["setting"], f["l2"], f["linf"]) for f in old} == \
+        {("fast_e8", "fast", 8, "ε=8", None, None)}
+
+
+def test_terminal_and_html_label_each_variant_with_its_setting_and_norms(tmp_path):
+    from rich.console import Console
+
+    from physical.report.html import render_html
+    from physical.report.plots import plot_destruction_vs_eps
+    from physical.report.terminal import render_tables
+
+    figures = mixed_figures()
+    console = Console(width=200, record=True)
+    for table in render_tables(figures, "photo", "m"):
+        console.print(table)
+    text = console.export_text()
+    rows = [ln.split("│")[1:4] for ln in text.splitlines() if "│" in ln]
+    # Each label in both tables (accuracy, then destruction), with its mean L2 and L-infinity.
+    assert [[c.strip() for c in r] for r in rows if r[1].strip()] == 2 * [
+        ["fast ε=8", "442.0", "8.0"], ["C&W κ=0", "21.0", "3.0"], ["one-pixel d=1", "100.0", "100.0"],
+        ["one-pixel d=3", "180.0", "200.0"]]
+    assert text.index("fast ε=8") < text.index("C&W κ=0") < text.index("one-pixel d=1") < text.index("one-pixel d=3")
+    assert "100%  n=2" in text   # cw's destruction rate
+
+    for rows in (figures, [{k: "" if v is None else str(v) for k, v in f.items()} for f in figures]):
+        page = render_html(manifest=mixed_manifest(), figures=rows, predictions=[], captures=tmp_path,
+                           printouts=tmp_path, gallery=0)
+        for name, setting, l2, linf in (("fast", "ε=8", "442.0", "8.0"), ("C&amp;W", "κ=0", "21.0", "3.0"),
+                                        ("one-pixel", "d=1", "100.0", "100.0"), ("one-pixel", "d=3", "180.0", "200.0")):
+            cells = (f'{name} <span class="eps">{setting}</span></th>'
+                     f'<td class="num norm">{l2}</td><td class="num norm">{linf}</td>')
+            assert page.count(cells) == 3, cells   # the two accuracy tables and the destruction table
+        assert "<dt>&epsilon; (0&ndash;255)</dt><dd>8</dd>" in page
+
+    # The plot against eps shows fast and names the methods it leaves out; without any eps, no plot.
+    assert list(plot_destruction_vs_eps(figures, tmp_path / "plots")) == ["m"]
+    assert plot_destruction_vs_eps([f for f in figures if f["eps"] is None], tmp_path / "none") == {}
+
+
+def test_report_of_an_experiment_with_variants_without_eps(small_demo, tmp_path):
+    """A real experiment whose manifest is edited: ll_e8 becomes onepixel_d1 and a cw variant is added (the
+    fast_e8 images, so its norms are known): the report, its files, plots and page take them."""
+    import csv
+
+    from rich.console import Console
+
+    from physical.report.run import ARTIFICIAL_COLUMNS, FIGURE_COLUMNS, make_report
+    from physical.report.terminal import render_tables
+
+    printouts = tmp_path / "printouts"
+    shutil.copytree(small_demo / "printouts", printouts)
+    data = json.loads((printouts / "manifest.json").read_text())
+    for rec in data["images"]:
+        vs = {v["name"]: v for v in rec["variants"]}
+        vs["ll_e8"].update(name="onepixel_d1", method="onepixel", eps=None, setting="d=1")
+        rec["variants"].append(dict(vs["fast_e8"], name="cw", method="cw", eps=None, setting="κ=0"))
+    (printouts / "manifest.json").write_text(json.dumps(data))
+    result = make_report(tmp_path / "none", printouts=printouts, out=tmp_path / "rep", simulated_only=True,
+                         device="cpu")
+    rep = result.out
+
+    fast = [v["perturbation"] for rec in data["images"] for v in rec["variants"] if v["name"] == "fast_e8"]
+    with open(rep / "figures.csv", newline="") as f:
+        reader = csv.DictReader(f)
+        assert tuple(reader.fieldnames) == FIGURE_COLUMNS
+        rows = list(reader)
+    assert list(dict.fromkeys(r["attack"] for r in rows)) == ["fast_e8", "cw", "onepixel_d1"]
+    cw = {(r["method"], r["eps"], r["setting"], r["l2"], r["linf"]) for r in rows if r["attack"] == "cw"}
+    assert cw == {("cw", "", "κ=0", str(sum(p["l2"] for p in fast) / 4), str(sum(p["linf"] for p in fast) / 4))}
+    as_json = json.loads((rep / "figures.json").read_text())["figures"]
+    assert {f["eps"] for f in as_json if f["method"] in ("cw", "onepixel")} == {None}
+    with open(rep / "artificial.csv", newline="") as f:
+        reader = csv.DictReader(f)
+        assert tuple(reader.fieldnames) == ARTIFICIAL_COLUMNS
+        art = list(reader)
+    assert {(r["attack"], r["eps"], r["setting"]) for r in art} == {("fast_e8", "8", "ε=8"), ("cw", "", "κ=0"),
+                                                                    ("onepixel_d1", "", "d=1")}
+    assert sorted(p.name for p in (rep / "plots").glob("*.png")) == ["destruction_vs_eps_demo.png"] + [
+        f"transform_{t}.png" for t in ("blur", "brightness", "contrast", "jpeg", "noise")]
+    html = (rep / "report.html").read_text()
+    assert 'C&amp;W <span class="eps">κ=0</span>' in html and 'one-pixel <span class="eps">d=1</span>' in html
+    console = Console(width=200, record=True)
+    for table in render_tables(result.figures, "simulated:typical"):
+        console.print(table)
+    text = console.export_text()
+    assert text.count("one-pixel d=1") == 2 and text.count("C&W κ=0") == 2
+
+
+def test_old_manifest_perturbation_measured_on_the_printed_pngs(small_demo, tmp_path):
+    """A manifest without setting, params and perturbation (written before they existed): the norms are
+    measured on the PNG files, exactly as make-sheets records them."""
+    import numpy as np
+    from PIL import Image
+
+    from physical.report.run import make_report
+
+    printouts = tmp_path / "printouts"
+    shutil.copytree(small_demo / "printouts", printouts)
+    data = json.loads((printouts / "manifest.json").read_text())
+    recorded = json.loads(json.dumps(data))
+    for rec in data["images"]:
+        for v in rec["variants"]:
+            for key in ("setting", "params", "perturbation"):
+                del v[key]
+    (printouts / "manifest.json").write_text(json.dumps(data))
+    result = make_report(tmp_path / "none", printouts=printouts, out=tmp_path / "rep", simulated_only=True,
+                         artificial=False, device="cpu")
+
+    def png(image_id, variant):
+        return np.asarray(Image.open(printouts / "images" / f"{image_id}_{variant}.png").convert("RGB"), dtype=int)
+
+    for name in ("fast_e8", "ll_e8"):
+        diffs = [png(rec["id"], name) - png(rec["id"], "clean") for rec in data["images"]]
+        l2 = sum(round(float(np.sqrt((d ** 2).sum())), 3) for d in diffs) / 4
+        linf = sum(int(np.abs(d).max()) for d in diffs) / 4
+        rows = lookup(result.figures, attack=name)
+        assert rows and all((r["setting"], r["l2"], r["linf"]) == ("ε=8", l2, linf) for r in rows)
+        # the same as what make-sheets recorded in the manifest
+        norms = [v["perturbation"] for rec in recorded["images"] for v in rec["variants"] if v["name"] == name]
+        assert (l2, linf) == (sum(p["l2"] for p in norms) / 4, sum(p["linf"] for p in norms) / 4)
+    assert "perturbation" not in json.loads((printouts / "manifest.json").read_text())["images"][0]["variants"][1]

@@ -17,9 +17,15 @@ from physical.report.plots import plot_destruction_vs_eps, plot_file_name
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
+def cell(method, eps, l2=None, linf=None):
+    """The cell fields of a figure record (a variant with eps, as make-sheets names it)."""
+    return {"attack": f"{method}_e{eps}", "method": method, "eps": eps, "setting": f"ε={eps}", "l2": l2,
+            "linf": linf}
+
+
 def rows(model, source, cells):
     """Figure rows of destruction rates: cells maps (case, method, eps, metric) -> Rate."""
-    return figure_rows(model, source, [{"case": c, "table": "destruction", "method": m, "eps": eps, "metric": k,
+    return figure_rows(model, source, [{"case": c, "table": "destruction", **cell(m, eps), "metric": k,
                                         "variant": "adv", "rate": r} for (c, m, eps, k), r in cells.items()])
 
 
@@ -159,10 +165,10 @@ def test_destruction_table_shows_each_methods_digital_accuracy_beside_it():
 
     from physical.report.terminal import render_tables
 
-    cells = [{"case": "average", "table": "accuracy", "method": "eot", "eps": 8, "metric": k, "variant": v,
+    cells = [{"case": "average", "table": "accuracy", **cell("eot", 8, 441.5, 8), "metric": k, "variant": v,
               "rate": Rate(3, 40) if (v, k) == ("digital_adv", "top1") else Rate(20, 40)}
              for v in ("transformed_clean", "transformed_adv", "digital_clean", "digital_adv") for k in ("top1", "top5")]
-    cells += [{"case": c, "table": "destruction", "method": "eot", "eps": 8, "metric": k, "variant": "adv",
+    cells += [{"case": c, "table": "destruction", **cell("eot", 8, 441.5, 8), "metric": k, "variant": "adv",
                "rate": Rate(1, 33) if (c, k) == ("average", "top1") else Rate(0, 0)}
               for c in ("average", "prefiltered") for k in ("top1", "top5")]
     figs = figure_rows("demo", "photo", cells)
@@ -171,3 +177,5 @@ def test_destruction_table_shows_each_methods_digital_accuracy_beside_it():
         console.print(table)
     text = console.export_text()
     assert "EoT ε=8" in text and "digital 8%" in text and "3%  n=33" in text
+    # the mean printed perturbation beside the figures, in both tables
+    assert text.count("441.5") == 2 and text.count("8.0") == 2

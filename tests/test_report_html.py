@@ -157,3 +157,18 @@ def test_choose_examples_kinds_and_balance():
     assert kinds == {"img0": "destroyed", "img1": "destroyed", "img2": "survived", "img3": "survived",
                      "img4": "survived", "img5": "not fooled"}
     assert choose_examples(preds, "other-model", 4) == []
+
+
+def test_gallery_of_a_method_without_eps(small):
+    """predictions.csv rows of a method without eps (eps empty) are chosen and labelled with their setting."""
+    preds = [dict(p, variant="cw", method="cw", eps="", setting="κ=0") if p["method"] == "ll" else p
+             for p in small["predictions"]]
+    got = choose_examples(preds, small["manifest"]["model"]["id"], 8)
+    assert {p["method"] for _, p in got} == {"fast", "cw"}
+    text = page(small, predictions=preds)
+    assert cards(text) == 8
+    headers = re.findall(r"&middot; ([^&]*(?:&amp;[^&]*)?) &middot; true label", text)
+    assert sorted(set(headers)) == ["C&amp;W κ=0", "fast ε=8"]
+    # predictions.csv written before the setting column: eps gives it
+    old = [{k: v for k, v in p.items() if k != "setting"} for p in small["predictions"]]
+    assert "fast ε=8 &middot;" in page(small, predictions=old)

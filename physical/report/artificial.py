@@ -183,17 +183,6 @@ def apply_transform(name: str, strength: float, images: np.ndarray, seed: int = 
 # Sweep: every transformation and strength over the digital images of an experiment
 
 
-def _load_png(path: Path) -> np.ndarray:
-    from ..models import open_rgb
-    from ..photo_io import PhotoError
-
-    try:
-        return np.asarray(open_rgb(path), dtype=np.uint8)
-    except (OSError, PhotoError) as exc:
-        raise PhysicalError(f"{path}: cannot read this digital image ({exc}); the printouts folder is "
-                            "incomplete, re-run `physical make-sheets --force`") from None
-
-
 def _to_tensor(images: Sequence[np.ndarray], model: Any):
     """uint8 (H, W, 3) images -> (N, 3, h, w) in [0, 1] on the 8-bit grid, at the model's input size."""
     import torch
@@ -223,10 +212,12 @@ def sweep(model: Any, printouts: Path, *, transforms: Iterable[str] | None = Non
     """Destruction rate under each artificial transformation and strength (the paper's section 4).
 
     Every digital image of the experiment (clean and adversarial variants) is
-    transformed and classified again. Per (transform, strength, method, eps)
-    one row::
+    transformed and classified again. Per (transform, strength, variant) one row::
 
-        {transform, strength, method, eps, top1, top5, clean_top1, clean_top5}
+        {transform, strength, attack, method, eps, setting, l2, linf, top1, top5, clean_top1, clean_top5}
+
+    ``attack`` … ``linf``: the variant's :class:`~physical.report.figures.Cell` (its name,
+    method, eps or None, setting, mean printed perturbation), in table order.
 
     ``top1``/``top5``: destruction rate (Eq. 1), Rate over the pictures whose
     digital clean image is right and digital adversarial image wrong (in that
@@ -241,7 +232,7 @@ def sweep(model: Any, printouts: Path, *, transforms: Iterable[str] | None = Non
     called once per strength. ``strengths`` replaces the default strengths
     (:data:`TRANSFORMS`) of the transformations it names.
     """
-    from .figures import check_classes, variant_cells
+    from .figures import check_classes, load_png, variant_cells, with_perturbations
 
     names = list(TRANSFORMS) if transforms is None else list(dict.fromkeys(transforms))
     strengths = dict(strengths or {})
@@ -262,7 +253,7 @@ def sweep(model: Any, printouts: Path, *, transforms: Iterable[str] | None = Non
 
     labels = {rec["id"]: int(rec["label"]) for rec in manifest["images"]}
     keys = [(rec["id"], v["name"]) for rec in manifest["images"] for v in rec["variants"]]
-    images = [_load_png(printouts / v["file"]) for rec in manifest["images"] for v in rec["variants"]]
+    images = [load_png(printouts / v["file"]) for rec in manifest["images"] for v in rec["variants"]]
     stored = {(rec["id"], v["name"]): [int(t["index"]) for t in v["top5"]]
               for rec in manifest["images"] for v in rec["variants"]}
 
@@ -274,7 +265,7 @@ def sweep(model: Any, printouts: Path, *, transforms: Iterable[str] | None = Non
                       f"top-5 correctness) from the manifest's record, e.g. {differ[0][0]} {differ[0][1]}; "
                       "the sweep uses the model's predictions now", stacklevel=2)
 
-    cells = variant_cells(manifest)
+    cells = variant_cells(with_perturbations(manifest, printouts, dict(zip(keys, images))))
     ids = [rec["id"] for rec in manifest["images"]]
     steps = [(n, s) for n in names for s in levels[n]]
     rows: list[dict[str, Any]] = []
@@ -287,8 +278,9 @@ def sweep(model: Any, printouts: Path, *, transforms: Iterable[str] | None = Non
             preds += _predict(model, chunk, batch_size)
         seen = dict(zip(keys, preds))
         clean = {k: accuracy(seen[(i, "clean")].ok(labels[i], k) for i in ids) for k in (1, 5)}
-        for method, eps, variant in cells:
-            row: dict[str, Any] = {"transform": name, "strength": strength, "method": method, "eps": eps}
+        for cell in cells:
+            variant = cell.attack
+            row: dict[str, Any] = {"transform": name, "strength": strength, **cell._asdict()}
             for k in (1, 5):
                 row[f"top{k}"] = destruction_rate(
                     [digital[(i, "clean")].ok(labels[i], k) for i in ids],
@@ -305,7 +297,11 @@ def sweep(model: Any, printouts: Path, *, transforms: Iterable[str] | None = Non
 
 METHOD_STYLE = {m: (colour, marker, METHOD_TITLES[m].removesuffix(" (FGSM)"))
                 for m, colour, marker in (("fast", "#1f77b4", "o"), ("bim", "#d62728", "s"), ("ll", "#2ca02c", "^"),
-                                          ("eot", "#9467bd", "D"), ("eot_ll", "#8c564b", "v"))}
+                                          ("eot", "#9467bd", "D"), ("eot_ll", "#8c564b", "v"),
+                                          ("pgd", "#e377c2", "P"), ("cw", "#17becf", "X"),
+                                          ("lbfgs", "#bcbd22", "*"), ("onepixel", "#ff7f0e", "h"))}
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "h")
+CLEAN_LINE = "accuracy, transformed clean"
 
 
 def _series(rows: Sequence[dict[str, Any]], key: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -323,12 +319,45 @@ def _series(rows: Sequence[dict[str, Any]], key: str) -> tuple[np.ndarray, np.nd
     return x, np.array(val), np.array(lo), np.array(hi)
 
 
+def _panels(rows: Sequence[dict[str, Any]]) -> list[tuple[str, list[tuple[dict[str, Any], str, str | None, str]]]]:
+    """The columns of one transformation's grid: (title, [(variant, line label, colour, marker)]).
+
+    One column per eps, a line per method (the same label in every column, so the legend
+    names each method once); then, if any, one column for the variants without eps, a line
+    per variant (the same method may come with several settings, e.g. one-pixel d=1 and d=3).
+    """
+    first: dict[str, dict[str, Any]] = {}
+    for r in rows:
+        first.setdefault(r["attack"], r)
+    cells = list(first.values())   # the sweep's order: table order
+    panels = []
+    for eps in sorted({c["eps"] for c in cells if c["eps"] is not None}):
+        panels.append((f"ε = {eps}", [(c, *_style(c["method"])) for c in cells if c["eps"] == eps]))
+    no_eps = [c for c in cells if c["eps"] is None]
+    if no_eps:
+        lines = []
+        for c in no_eps:
+            label, colour, marker = _style(c["method"])
+            again = sum(1 for d, *_ in lines if d["method"] == c["method"])   # same method, another setting
+            marker = marker if not again else [m for m in MARKERS if m != marker][(again - 1) % (len(MARKERS) - 1)]
+            lines.append((c, f"{label} {c['setting']}".strip(), colour, marker))
+        panels.append(("methods without ε", lines))
+    return panels
+
+
+def _style(method: str) -> tuple[str, str | None, str]:
+    """(line label, colour, marker) of a method in the eps columns."""
+    colour, marker, label = METHOD_STYLE.get(method, (None, "o", method))
+    return label, colour, marker
+
+
 def plot_sweeps(rows: list[dict[str, Any]], out_dir: Path) -> list[Path]:
     """One PNG per transformation, ``<out_dir>/transform_<name>.png``; returns the paths written.
 
-    A grid of panels: one column per eps, top-1 destruction rate in the top
-    row and top-5 in the bottom row; one line per method with its 95% Wilson
-    interval as a band; n/a points (no working adversarial example) left out.
+    A grid of panels: one column per eps, and one for the variants without eps (cw, lbfgs,
+    onepixel: :func:`_panels`), top-1 destruction rate in the top row and top-5 in the
+    bottom row (solid and dashed); one line per method (per variant in the last column) with
+    its 95% Wilson interval as a band; n/a points (no working adversarial example) left out.
     The accuracy of the transformed clean images is drawn in grey for scale.
     """
     from .plots import pyplot, rate_axis
@@ -340,24 +369,24 @@ def plot_sweeps(rows: list[dict[str, Any]], out_dir: Path) -> list[Path]:
     paths: list[Path] = []
     for name in names:
         mine = [r for r in rows if r["transform"] == name]
-        eps_levels = sorted({r["eps"] for r in mine})
-        methods = list(dict.fromkeys(r["method"] for r in mine))
-        ncol = len(eps_levels)
+        panels = _panels(mine)
+        ncol = len(panels)
         fig, axes = plt.subplots(2, ncol, figsize=(3.2 * ncol + 1.0, 6.4), sharex=True, sharey=True,
                                  squeeze=False, layout="constrained")
         unit = TRANSFORMS[name].unit if name in TRANSFORMS else "strength"
-        for col, eps in enumerate(eps_levels):
+        for col, (title, lines) in enumerate(panels):
+            no_eps = all(c["eps"] is None for c, *_ in lines)
             for row_i, k in enumerate((1, 5)):
                 ax = axes[row_i][col]
-                cell = [r for r in mine if r["eps"] == eps]
-                x, acc, _, _ = _series([r for r in cell if r["method"] == methods[0]], f"clean_top{k}")
-                ax.plot(x, acc, color="0.55", lw=1.2, ls=":", label="accuracy, transformed clean")
+                # The clean images are the same for every variant: any variant's rows carry their accuracy.
+                x, acc, _, _ = _series([r for r in mine if r["attack"] == lines[0][0]["attack"]], f"clean_top{k}")
+                ax.plot(x, acc, color="0.55", lw=1.2, ls=":", label=CLEAN_LINE)
                 ns = []
-                for m in methods:
-                    colour, marker, label = METHOD_STYLE.get(m, (None, "o", m))
-                    x, v, lo, hi = _series([r for r in cell if r["method"] == m], f"top{k}")
-                    n = max((r[f"top{k}"].n for r in cell if r["method"] == m), default=0)
-                    ns.append(f"{m} {n}")
+                for c, label, colour, marker in lines:
+                    cell = [r for r in mine if r["attack"] == c["attack"]]
+                    x, v, lo, hi = _series(cell, f"top{k}")
+                    n = max((r[f"top{k}"].n for r in cell), default=0)
+                    ns.append(f"{c['attack'] if no_eps else c['method']} {n}")
                     line, = ax.plot(x, v, color=colour, marker=marker, ms=4, lw=1.6,
                                     ls="-" if k == 1 else "--", label=label)
                     ax.fill_between(x, lo, hi, color=line.get_color(), alpha=0.15, lw=0)
@@ -366,23 +395,24 @@ def plot_sweeps(rows: list[dict[str, Any]], out_dir: Path) -> list[Path]:
                         fontsize=7.5, color="0.3")
                 rate_axis(ax)
                 if row_i == 0:
-                    ax.set_title(f"ε = {eps}", fontsize=10)
+                    ax.set_title(title, fontsize=10)
                 else:
                     ax.set_xlabel(unit, fontsize=8.5)
                 if col == 0:
                     ax.set_ylabel(f"top-{k} destruction rate")
                 if name == "jpeg" and row_i == 0 and col == 0:
                     ax.invert_xaxis()  # shared x: strongest compression on the right in every panel
-        # Legend filled column by column: one column per method (top-1 above top-5), then the grey line.
-        h1, l1 = axes[0][0].get_legend_handles_labels()
-        h5, _ = axes[1][0].get_legend_handles_labels()
-        handles, texts = [], []
-        for i in range(1, len(h1)):
-            handles += [h1[i], h5[i]]
-            texts += [f"{l1[i]}, top-1", f"{l1[i]}, top-5"]
-        handles.append(h1[0])
-        texts.append("accuracy of the transformed clean images (top-1 above, top-5 below)")
-        fig.legend(handles, texts, loc="outside lower center", ncol=len(h1), fontsize=8.5, frameon=False)
+        # One legend entry per line (the rows say top-1 and top-5), each method once, the grey line last;
+        # at most one column more than there are panels, so that it fits the figure's width.
+        entries: dict[str, Any] = {}
+        for col in range(ncol):
+            for handle, label in zip(*axes[0][col].get_legend_handles_labels()):
+                entries.setdefault(label, handle)
+        clean = entries.pop(CLEAN_LINE)
+        handles = [*entries.values(), clean]
+        texts = [*entries, "accuracy of the transformed clean images"]
+        fig.legend(handles, texts, loc="outside lower center", ncol=min(len(handles), ncol + 1), fontsize=8.5,
+                   frameon=False)
         fig.suptitle(f"{TITLES.get(name, name)}: destruction rate of digital adversarial images "
                      "(band: 95% Wilson interval; n: working adversarial examples)", fontsize=10.5)
         path = out_dir / f"transform_{name}.png"

@@ -4,9 +4,13 @@
 - :func:`tables`: the accuracy and destruction-rate figures of one model and
   one source of transformed images (photos, the simulated channel, an
   artificial transformation), as flat records with a :class:`Rate` each;
+- :class:`Cell`, :func:`variant_cells`, :func:`with_perturbations`: the adversarial
+  variants of an experiment, one row of every table each (keyed by the variant's name,
+  with its method, eps, setting and mean printed perturbation);
 - :func:`figure_rows`, :func:`lookup`, :func:`rate_of`, :func:`cells_in_order`,
-  :func:`source_order`, :func:`source_label`: the flat rows written to
-  ``figures.csv``/``.json`` and how the tables, the HTML page and the plots read them;
+  :func:`typed_row`, :func:`cell_label`, :func:`norm_text`, :func:`source_order`,
+  :func:`source_label`: the flat rows written to ``figures.csv``/``.json`` and how the
+  tables, the HTML page and the plots read and label them;
 - :func:`sim_to_real_gap`: how far each simulated source's destruction rates are
   from the photographed ones, one number per source (``gap.csv``);
 - ``METHOD_NAMES``: the short method names of every table.
@@ -22,10 +26,12 @@ module; of each other, only the artificial sweeps import :mod:`.plots` (to draw)
 """
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Mapping, NamedTuple, Sequence
 
+import numpy as np
 import torch
 
 from ..attacks import METHOD_SHORT, method_rank
@@ -81,10 +87,89 @@ def prefiltered(clean: Top5, adv: Top5, label: int) -> bool:
             and clean.prob[0] >= PREFILTER_CONFIDENCE and adv.prob[0] >= PREFILTER_CONFIDENCE)
 
 
-def variant_cells(manifest: dict[str, Any]) -> list[tuple[str, int, str]]:
-    """The (method, eps, variant name) of every adversarial variant, in the manifest's order."""
-    first = manifest["images"][0]["variants"]
-    return [(v["method"], v["eps"], v["name"]) for v in first if v["method"] is not None]
+class Cell(NamedTuple):
+    """One adversarial variant of the experiment: one row of every table, keyed by ``attack``."""
+
+    attack: str            # the manifest's variant name, unique: "bim_e8", "cw", "onepixel_d1"
+    method: str
+    eps: int | None        # 0-255 levels; None for the methods without eps (cw, lbfgs, onepixel)
+    setting: str           # the method's own parameter as text: "ε=8", "d=1", "κ=0"
+    l2: float | None       # mean over the pictures of the printed perturbation, 0-255 units; None: unknown
+    linf: float | None
+
+
+def setting_of(variant: dict[str, Any]) -> str:
+    """The setting of a manifest variant or a predictions.csv row; those written before it was
+    recorded had only methods with eps."""
+    if not variant.get("method"):
+        return ""
+    if variant.get("setting") is not None:
+        return variant["setting"]
+    return "" if variant.get("eps") is None else f"ε={variant['eps']}"
+
+
+def _mean(values: Sequence[float | None]) -> float | None:
+    """The mean, or None when any value is unknown (a mean over some pictures would mislead)."""
+    return None if not values or any(v is None for v in values) else sum(values) / len(values)
+
+
+def variant_cells(manifest: dict[str, Any]) -> list[Cell]:
+    """Every adversarial variant of the experiment in table order: :func:`~physical.attacks.method_rank`,
+    then the manifest's order within a method (eps or d ascending, as make-sheets plans them).
+
+    ``l2``/``linf``: the means over the pictures of each variant's recorded ``perturbation``
+    (None when a picture has none: run :func:`with_perturbations` first to measure them).
+    """
+    norms: dict[str, list[dict[str, Any] | None]] = {}
+    for rec in manifest["images"]:
+        for v in rec["variants"]:
+            norms.setdefault(v["name"], []).append(v.get("perturbation"))
+    first = [v for v in manifest["images"][0]["variants"] if v["method"] is not None]
+    cells = [Cell(v["name"], v["method"], v.get("eps"), setting_of(v),
+                  *(_mean([p[key] if p else None for p in norms[v["name"]]]) for key in ("l2", "linf")))
+             for v in first]
+    return sorted(cells, key=lambda c: method_rank(c.method))   # stable: the manifest's order within a method
+
+
+def load_png(path: Path) -> np.ndarray:
+    """A digital image of the experiment as (H, W, 3) uint8; a one-line PhysicalError when it cannot be read."""
+    from ..photo_io import PhotoError
+
+    try:
+        return np.asarray(open_rgb(path), dtype=np.uint8)
+    except (OSError, PhotoError) as exc:
+        raise PhysicalError(f"{path}: cannot read this digital image ({exc}); the printouts folder is "
+                            "incomplete, re-run `physical make-sheets --force`") from None
+
+
+def with_perturbations(manifest: dict[str, Any], printouts: Path,
+                       images: Mapping[tuple[str, str], np.ndarray] | None = None) -> dict[str, Any]:
+    """The manifest with every adversarial variant's printed perturbation (l0, l2, linf in 0-255 units).
+
+    Manifests written before make-sheets recorded it are measured on the PNG files in
+    ``printouts/images/`` (the exact printed images), with make-sheets' own definition
+    (:func:`physical.sheets.variants.perturbation`); ``images``: (image id, variant) ->
+    (H, W, 3) uint8 arrays already read, to read no file twice. Returns the manifest itself
+    when nothing is missing, else a copy.
+    """
+    from ..sheets.variants import perturbation
+
+    if all("perturbation" in v for rec in manifest["images"] for v in rec["variants"] if v["method"]):
+        return manifest
+    out = copy.deepcopy(manifest)
+
+    def tensor(rec_id: str, v: dict[str, Any]) -> torch.Tensor:
+        got = (images or {}).get((rec_id, v["name"]))
+        arr = got if got is not None else load_png(Path(printouts) / v["file"])
+        return torch.from_numpy(np.array(arr, dtype=np.float64)).permute(2, 0, 1) / 255
+
+    for rec in out["images"]:
+        missing = [v for v in rec["variants"] if v["method"] and "perturbation" not in v]
+        if missing:
+            clean = tensor(rec["id"], next(v for v in rec["variants"] if v["method"] is None))
+            for v in missing:
+                v["perturbation"] = perturbation(tensor(rec["id"], v), clean)
+    return out
 
 
 def tables(manifest: dict[str, Any], digital: dict[tuple[str, str], Top5],
@@ -93,7 +178,8 @@ def tables(manifest: dict[str, Any], digital: dict[tuple[str, str], Top5],
 
     digital: (image id, variant) -> the model's top-5 on the digital image.
     observations: the transformed copies (each photo of a slot, or each simulated image).
-    Returns flat records: {case, table, method, eps, metric, variant, rate (Rate)}.
+    Returns flat records: {case, table, the :class:`Cell`'s fields (attack, method, eps, setting, l2,
+    linf), metric, variant, rate (Rate)}, the cells in table order.
     """
     labels = {rec["id"]: int(rec["label"]) for rec in manifest["images"]}
     by_variant: dict[str, list[Observation]] = {}
@@ -102,11 +188,12 @@ def tables(manifest: dict[str, Any], digital: dict[tuple[str, str], Top5],
     clean_obs = by_variant.get("clean", [])
     records: list[dict[str, Any]] = []
 
-    def add(case: str, table: str, method: str, eps: int, metric: str, variant: str, rate: Rate) -> None:
-        records.append({"case": case, "table": table, "method": method, "eps": eps, "metric": metric,
-                        "variant": variant, "rate": rate})
+    def add(cell: Cell, case: str, table: str, metric: str, variant: str, rate: Rate) -> None:
+        records.append({"case": case, "table": table, **cell._asdict(), "metric": metric, "variant": variant,
+                        "rate": rate})
 
-    for method, eps, name in variant_cells(manifest):
+    for cell in variant_cells(manifest):
+        name = cell.attack
         adv_obs = by_variant.get(name, [])
         seen = sorted({o.image_id for o in adv_obs} | {o.image_id for o in clean_obs})
         keep = {i for i in seen if prefiltered(digital[(i, "clean")], digital[(i, name)], labels[i])}
@@ -115,15 +202,15 @@ def tables(manifest: dict[str, Any], digital: dict[tuple[str, str], Top5],
             clean_c = [o for o in clean_obs if o.image_id in chosen]
             for k in TOPK:
                 metric = f"top{k}"
-                add(case, "accuracy", method, eps, metric, "transformed_clean",
+                add(cell, case, "accuracy", metric, "transformed_clean",
                     accuracy(o.top5.ok(labels[o.image_id], k) for o in clean_c))
-                add(case, "accuracy", method, eps, metric, "transformed_adv",
+                add(cell, case, "accuracy", metric, "transformed_adv",
                     accuracy(o.top5.ok(labels[o.image_id], k) for o in adv_c))
-                add(case, "accuracy", method, eps, metric, "digital_clean",
+                add(cell, case, "accuracy", metric, "digital_clean",
                     accuracy(digital[(i, "clean")].ok(labels[i], k) for i in sorted(chosen)))
-                add(case, "accuracy", method, eps, metric, "digital_adv",
+                add(cell, case, "accuracy", metric, "digital_adv",
                     accuracy(digital[(i, name)].ok(labels[i], k) for i in sorted(chosen)))
-                add(case, "destruction", method, eps, metric, "adv", destruction_rate(
+                add(cell, case, "destruction", metric, "adv", destruction_rate(
                     [digital[(o.image_id, "clean")].ok(labels[o.image_id], k) for o in adv_c],
                     [digital[(o.image_id, name)].ok(labels[o.image_id], k) for o in adv_c],
                     [o.top5.ok(labels[o.image_id], k) for o in adv_c]))
@@ -144,7 +231,7 @@ def figure_rows(model_id: str, source: str, records: Iterable[dict[str, Any]]) -
     for r in records:
         rate: Rate = r["rate"]
         out.append({"model": model_id, "source": source, "case": r["case"], "table": r["table"],
-                    "method": r["method"], "eps": r["eps"], "metric": r["metric"], "variant": r["variant"],
+                    **{key: r[key] for key in Cell._fields}, "metric": r["metric"], "variant": r["variant"],
                     **rate.as_dict()})
     return out
 
@@ -158,12 +245,37 @@ def rate_of(row: dict[str, Any]) -> Rate:
     return Rate(int(row["k"]), int(row["n"]))
 
 
-def cells_in_order(figures: Sequence[dict[str, Any]]) -> list[tuple[str, int]]:
-    seen: dict[tuple[str, int], None] = {}
+def optional_number(value: Any, kind: type) -> Any:
+    """A number from figures.json or a CSV file's string: ``""`` (None written out) and None are None."""
+    return None if value is None or value == "" else kind(value)
+
+
+def typed_row(row: dict[str, Any]) -> dict[str, Any]:
+    """A figure row with numbers as numbers (figures.csv's rows are strings; figures.json's pass unchanged)."""
+    return dict(row, eps=optional_number(row["eps"], int), l2=optional_number(row.get("l2"), float),
+                linf=optional_number(row.get("linf"), float), k=int(row["k"]), n=int(row["n"]))
+
+
+def cells_in_order(figures: Sequence[dict[str, Any]]) -> list[Cell]:
+    """The cells (variants) of some figure rows in table order: the paper's method order, then the
+    rows' order within a method (the manifest's: eps or d ascending)."""
+    seen: dict[str, Cell] = {}
     for f in figures:
-        seen.setdefault((f["method"], f["eps"]), None)
-    # The paper's method order; eps from large to small within a method.
-    return sorted(seen, key=lambda c: (method_rank(c[0]), -c[1]))
+        if f["attack"] not in seen:
+            t = typed_row(f)
+            seen[f["attack"]] = Cell(*(t[key] for key in Cell._fields))
+    return sorted(seen.values(), key=lambda c: method_rank(c.method))
+
+
+def cell_label(method: str, setting: str) -> str:
+    """A variant as every table labels it: the method's short name and its setting, ``"PGD ε=8"``,
+    ``"C&W κ=0"``, ``"one-pixel d=1"``."""
+    return f"{METHOD_NAMES.get(method, method)} {setting}".strip()
+
+
+def norm_text(value: float | None) -> str:
+    """A mean perturbation norm (0-255 units) as the tables show it: ``"441.7"``, or ``"n/a"``."""
+    return "n/a" if value is None else f"{value:.1f}"
 
 
 def source_order(sources: Iterable[str]) -> list[str]:
@@ -188,7 +300,7 @@ def sim_to_real_gap(figures: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """How far each simulated source is from the photos: one row per (model, simulated source).
 
     ``mean_abs_diff``: the mean of |simulated - photographed| top-1 destruction rate
-    (a fraction, 0..1) over the average-case (method, eps) cells where both have
+    (a fraction, 0..1) over the average-case cells (variants) where both have
     n >= ``MIN_GAP_N``; ``cells``: how many cells that is. Smaller cells are left out
     because their sampling noise would swamp the difference (the 95% interval of a
     rate near 50% is still about +-17 points at n = 30). When no cell qualifies,
@@ -200,7 +312,7 @@ def sim_to_real_gap(figures: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for model in dict.fromkeys(f["model"] for f in rows):
         mine = [f for f in rows if f["model"] == model]
-        photo = {(f["method"], f["eps"]): rate_of(f) for f in mine if f["source"] == "photo"}
+        photo = {f["attack"]: rate_of(f) for f in mine if f["source"] == "photo"}
         if not photo:
             continue
         for source in source_order(f["source"] for f in mine):
@@ -208,7 +320,7 @@ def sim_to_real_gap(figures: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
                 continue
             diffs = []
             for f in mine:
-                sim, real = rate_of(f), photo.get((f["method"], f["eps"]))
+                sim, real = rate_of(f), photo.get(f["attack"])
                 if f["source"] == source and real is not None and min(sim.n, real.n) >= MIN_GAP_N:
                     diffs.append(abs(sim.value - real.value))
             out.append({"model": model, "source": source, "metric": "top1", "case": "average",

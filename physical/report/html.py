@@ -24,8 +24,9 @@ from typing import Any
 
 from ..attacks import method_rank
 from ..files import write_atomic
-from .figures import (METHOD_NAMES, MIN_GAP_N, cells_in_order, gap_text, sim_to_real_gap, source_label,
-                      source_order)
+from .figures import (METHOD_NAMES, MIN_GAP_N, Cell, cell_label, cells_in_order, gap_text, norm_text,
+                      optional_number, setting_of, sim_to_real_gap, source_label, source_order, typed_row,
+                      variant_cells)
 from .metrics import Rate
 
 HTML_NAME = "report.html"
@@ -111,9 +112,19 @@ def _dr_cell(r: Rate | None) -> str:
     return f'<td class="num" title="{e(f"k={r.k} of n={r.n}")}">{e(r.format(0))}</td>'
 
 
-def _cell_label(method: str, eps: Any, names: dict[str, str], rowspan: int = 1) -> str:
+def _cell_label(cell: Cell, names: dict[str, str], rowspan: int = 1) -> str:
+    """The row's label (the method's short name and its setting) and its mean L2 and L-infinity."""
     span = f' rowspan="{rowspan}"' if rowspan > 1 else ""
-    return f'<th scope="row"{span}>{e(names.get(method, method))} <span class="eps">&epsilon;={e(eps)}</span></th>'
+    norms = "".join(f'<td class="num norm{" na" if v is None else ""}"{span}>{e(norm_text(v))}</td>'
+                    for v in (cell.l2, cell.linf))
+    return (f'<th scope="row"{span}>{e(names.get(cell.method, cell.method))} '
+            f'<span class="eps">{e(cell.setting)}</span></th>{norms}')
+
+
+# The header cells of the two norm columns, beside every table's method column.
+NORM_HEAD = ('<th rowspan="2" scope="col" title="mean L2 of the printed perturbation, 0-255 levels">L2</th>'
+             '<th rowspan="2" scope="col" title="mean L-infinity of the printed perturbation, 0-255 levels">'
+             'L&infin;</th>')
 
 
 def _digital_columns(fig: Sequence[dict[str, Any]], sources: Sequence[str]) -> list[str | None]:
@@ -125,14 +136,14 @@ def _digital_columns(fig: Sequence[dict[str, Any]], sources: Sequence[str]) -> l
     def key(src: str) -> list[tuple]:
         rows = [r for r in fig if r["source"] == src and r["table"] == "accuracy"
                 and r["variant"].startswith("digital_")]
-        return sorted((r["case"], r["method"], r["eps"], r["metric"], r["variant"], r["k"], r["n"]) for r in rows)
+        return sorted((r["case"], r["attack"], r["metric"], r["variant"], r["k"], r["n"]) for r in rows)
 
     first = key(sources[0])
     return [None] if all(key(s) == first for s in sources[1:]) else list(sources)
 
 
 def accuracy_table(fig: Sequence[dict[str, Any]], sources: Sequence[str], case: str,
-                   cells: Sequence[tuple[str, Any]], names: dict[str, str]) -> str:
+                   cells: Sequence[Cell], names: dict[str, str]) -> str:
     digital = _digital_columns(fig, sources)
     width = len(sources) + len(digital)
     head2 = []
@@ -142,21 +153,20 @@ def accuracy_table(fig: Sequence[dict[str, Any]], sources: Sequence[str], case: 
                   f'<th scope="col" class="dig">digital<br><small>{e(source_label(d))} set</small></th>'
                   for d in digital]
     rows = []
-    for method, eps in cells:
-        cell = [r for r in fig if r["method"] == method and r["eps"] == eps
-                and r["case"] == case and r["table"] == "accuracy"]
+    for cell in cells:
+        mine = [r for r in fig if r["attack"] == cell.attack and r["case"] == case and r["table"] == "accuracy"]
         tds = []
         for v in ("clean", "adv"):
             for s in sources:
-                tds.append(_acc_cell(*(_rate(cell, source=s, variant=f"transformed_{v}", metric=m)
+                tds.append(_acc_cell(*(_rate(mine, source=s, variant=f"transformed_{v}", metric=m)
                                        for m in ("top1", "top5"))))
             for d in digital:
                 src = sources[0] if d is None else d
-                tds.append(_acc_cell(*(_rate(cell, source=src, variant=f"digital_{v}", metric=m)
+                tds.append(_acc_cell(*(_rate(mine, source=src, variant=f"digital_{v}", metric=m)
                                        for m in ("top1", "top5")), cls="num dig"))
-        rows.append(f"<tr>{_cell_label(method, eps, names)}{''.join(tds)}</tr>")
+        rows.append(f"<tr>{_cell_label(cell, names)}{''.join(tds)}</tr>")
     return (f'<div class="scroll"><table class="fig acc">'
-            f'<thead><tr><th rowspan="2" scope="col">method</th>'
+            f'<thead><tr><th rowspan="2" scope="col">method</th>{NORM_HEAD}'
             f'<th colspan="{width}" scope="colgroup" class="grp">clean images</th>'
             f'<th colspan="{width}" scope="colgroup" class="grp">adversarial images</th></tr>'
             f"<tr>{''.join(head2)}</tr></thead>"
@@ -164,24 +174,24 @@ def accuracy_table(fig: Sequence[dict[str, Any]], sources: Sequence[str], case: 
 
 
 def destruction_table(fig: Sequence[dict[str, Any]], sources: Sequence[str],
-                      cells: Sequence[tuple[str, Any]], names: dict[str, str]) -> str:
-    """Rows method+eps; with several sources, one row per source under the same method+eps
+                      cells: Sequence[Cell], names: dict[str, str]) -> str:
+    """Rows per variant; with several sources, one row per source under the same variant
     (so that photo and simulated rates sit one above the other), columns case x top-k."""
     many = len(sources) > 1
     groups = [(c, m) for c in ("average", "prefiltered") for m in ("top1", "top5")]
     src_head = '<th rowspan="2" scope="col">source</th>' if many else ""
-    head = (f'<tr><th rowspan="2" scope="col">method</th>{src_head}'
+    head = (f'<tr><th rowspan="2" scope="col">method</th>{NORM_HEAD}{src_head}'
             '<th colspan="2" scope="colgroup" class="grp">average case</th>'
             '<th colspan="2" scope="colgroup" class="grp">prefiltered case</th></tr>'
             "<tr>" + "".join(f'<th scope="col">{"top-1" if m == "top1" else "top-5"}</th>' for _, m in groups)
             + "</tr>")
     rows = []
-    for method, eps in cells:
-        cell = [r for r in fig if r["method"] == method and r["eps"] == eps and r["table"] == "destruction"]
+    for cell in cells:
+        mine = [r for r in fig if r["attack"] == cell.attack and r["table"] == "destruction"]
         for i, s in enumerate(sources):
-            label = _cell_label(method, eps, names, rowspan=len(sources)) if i == 0 else ""
+            label = _cell_label(cell, names, rowspan=len(sources)) if i == 0 else ""
             src = f'<td class="src">{e(source_label(s))}</td>' if many else ""
-            tds = "".join(_dr_cell(_rate(cell, source=s, case=c, metric=m)) for c, m in groups)
+            tds = "".join(_dr_cell(_rate(mine, source=s, case=c, metric=m)) for c, m in groups)
             cls = ' class="first"' if many and i == 0 else ""
             rows.append(f"<tr{cls}>{label}{src}{tds}</tr>")
     return (f'<div class="scroll"><table class="fig dr{" multi" if many else ""}">'
@@ -235,7 +245,8 @@ def choose_examples(predictions: Sequence[dict[str, Any]], model: str, limit: in
     def by(col: str | None):  # the most convincing first: a confident attack undone, a confident mistake
         def key(p: dict[str, Any]) -> tuple:
             conf = -float(str(p[col]).split()[0]) if col else 0.0
-            return conf, method_rank(p["method"]), -int(p["eps"]), p["crop"]
+            eps = optional_number(p.get("eps"), int)
+            return conf, method_rank(p["method"]), -(eps or 0), p["crop"]
         return key
 
     kinds["destroyed"].sort(key=by("digital_top5_probs"))
@@ -331,7 +342,7 @@ def gallery_html(examples: Sequence[tuple[str, dict[str, Any]]], manifest: dict[
             f'<div class="file" title="{file}">{file}</div></figure>'
             for what, img, top, file in panels)
         word, why = badge[kind]
-        method = f"{names.get(p['method'], p['method'])} ε={p['eps']}"
+        method = cell_label(p["method"], setting_of(p))
         cards.append(
             f'<article class="card {e(kind.replace(" ", "-"))}">'
             f'<header><span class="badge" title="{e(why)}">{e(word)}</span> '
@@ -385,6 +396,7 @@ td.src { color: var(--muted); white-space: nowrap; }
 td.num { text-align: right; white-space: nowrap; }
 table.fig tbody td.dig, table.fig tbody tr:nth-child(even) td.dig { background: #f4f6f9; }
 td.num .n { display: block; font-size: .8em; color: var(--muted); }
+td.norm { color: var(--muted); }
 td.na { color: var(--muted); font-style: italic; }
 td.missing { color: var(--muted); text-align: center; }
 .eps { color: var(--muted); }
@@ -427,7 +439,10 @@ LEGEND_ACC = (
     "<b>photo</b>: the crops of the photographed printouts (each photo of a slot is one observation); "
     "<b>simulated</b>: the same images through a simulated camera; <b>digital</b>: the PNG files the model saw "
     "before printing (each picture once). <b>clean</b> / <b>adversarial</b>: the unmodified picture and the "
-    "attacked one (method and &epsilon; of the row, &epsilon; on the 0&ndash;255 scale).</p>"
+    "attacked one (the row's method and its setting: &epsilon; on the 0&ndash;255 scale, d the pixels "
+    "changed, &kappa; the Carlini-Wagner confidence). <b>L2</b>, <b>L&infin;</b>: the mean over the pictures of "
+    "the printed perturbation (the 8-bit adversarial image minus the clean one, 0&ndash;255 levels): its "
+    "Euclidean norm over every pixel and channel, and its largest change.</p>"
     "<p><b>Average case</b>: every picture; <b>prefiltered</b>: only the pictures the attack clearly worked on "
     "digitally (see the definition above).</p>")
 LEGEND_DR = (
@@ -437,7 +452,7 @@ LEGEND_DR = (
     "digitally, so there is nothing to destroy (never reported as 0).</p>")
 LEGEND_GAP = (
     "<p><b>Sim-to-real gap</b>: for each simulated source, the mean of |simulated &minus; photographed| top-1 "
-    "destruction rate, average case, in percentage points, over the method and &epsilon; cells where both have "
+    "destruction rate, average case, in percentage points, over the variants (method and setting) where both have "
     f"n &ge; {MIN_GAP_N} (in smaller cells the sampling noise would swamp the difference); <i>n/a</i>: no cell "
     "qualifies. The figure shows every cell with its 95% interval.</p>")
 
@@ -465,8 +480,10 @@ def _facts(manifest: dict[str, Any], figures: Sequence[dict[str, Any]], predicti
     primary = manifest["model"]["id"]
     model_txt = ", ".join(e(m) + (" <span class=\"muted\">(attacked model)</span>" if m == primary else
                                   " <span class=\"muted\">(transfer)</span>") for m in models) or e(primary)
-    methods = attack.get("methods") or sorted({f["method"] for f in figures})
-    eps = attack.get("eps") or sorted({f["eps"] for f in figures})
+    cells = variant_cells(manifest)
+    methods = attack.get("methods") or list(dict.fromkeys(c.method for c in cells))
+    # The eps the variants were made with (make-sheets records its --eps even when no method takes one).
+    eps = sorted({c.eps for c in cells if c.eps is not None})
     first = [p for p in predictions if p.get("model") == (models[0] if models else primary)
              and p.get("source", "photo") == "photo"]
     n_photos = len({p.get("photo") for p in first if p.get("photo")})
@@ -479,7 +496,7 @@ def _facts(manifest: dict[str, Any], figures: Sequence[dict[str, Any]], predicti
         ("Model(s)", model_txt),
         ("Classes", f"{len(manifest['model'].get('class_names', []))}"),
         ("Attacks", ", ".join(e(names.get(m, m)) for m in methods)),
-        ("&epsilon; (0&ndash;255)", ", ".join(e(x) for x in eps)),
+        ("&epsilon; (0&ndash;255)", ", ".join(e(x) for x in eps) or "none (no method with &epsilon;)"),
         ("Pictures", f"{len(manifest['images'])}"),
         ("Photos / crops", f"{n_photos} photos, {n_crops} crops"),
         ("Sources", ", ".join(e(source_label(s)) for s in sources) or "none"),
@@ -501,7 +518,7 @@ def render_html(*, manifest: dict[str, Any], figures: Sequence[dict[str, Any]],
     """The report page as a string (see :func:`write_html`)."""
     names = dict(METHOD_NAMES)
     # figures.csv rows are strings: the same as figures.json's once the numbers are numbers
-    figures = [dict(f, eps=int(f["eps"]), k=int(f["k"]), n=int(f["n"])) for f in figures]
+    figures = [typed_row(f) for f in figures]
     models = list(dict.fromkeys(f["model"] for f in figures)) or list(dict.fromkeys(p["model"] for p in predictions))
     primary = manifest["model"]["id"]
     exp = e(manifest["experiment_id"])

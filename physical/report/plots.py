@@ -5,7 +5,9 @@
 - :func:`plot_destruction_vs_eps`: per model, the average-case destruction rate
   against eps, one panel per method, the photographed and every simulated
   source side by side at each eps, so that the simulated channel can be judged
-  against the photos (``plots/destruction_vs_eps_<model>.png``).
+  against the photos (``plots/destruction_vs_eps_<model>.png``). The methods
+  without eps (cw, lbfgs, onepixel) have no eps axis and are left out (the plot
+  says so); the tables show them.
 
 The artificial sweeps (:mod:`.artificial`) draw with the first two.
 """
@@ -17,8 +19,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..attacks import METHOD_TITLES
-from .figures import MIN_GAP_N, cells_in_order, gap_text, lookup, sim_to_real_gap, source_label, source_order
+from ..attacks import METHOD_SHORT, METHOD_TITLES
+from .figures import (MIN_GAP_N, cells_in_order, gap_text, lookup, sim_to_real_gap, source_label, source_order,
+                      typed_row)
 
 PHOTO_STYLE = ("#222222", "o")
 # One (colour, marker) per simulated source, in source_order; reused cyclically past the fifth.
@@ -57,7 +60,8 @@ def plot_destruction_vs_eps(figures: Sequence[dict[str, Any]], out_dir: Path) ->
     offset apart, each a point with its Wilson 95% interval as an error bar and n
     written above it; cells with n = 0 (nothing to destroy) are left out, not drawn
     as 0. The legend gives each simulated source's sim-to-real gap
-    (:func:`~physical.report.figures.sim_to_real_gap`).
+    (:func:`~physical.report.figures.sim_to_real_gap`). Variants without eps are left out,
+    named in the title; a model with none with eps gets no plot.
     """
     plt = pyplot()
     out_dir = Path(out_dir)
@@ -65,11 +69,16 @@ def plot_destruction_vs_eps(figures: Sequence[dict[str, Any]], out_dir: Path) ->
     all_gaps = sim_to_real_gap(figures)
     paths: dict[str, Path] = {}
     for model in dict.fromkeys(f["model"] for f in figures):
-        rows = lookup(figures, model=model, table="destruction", case="average")
+        mine = [typed_row(f) for f in lookup(figures, model=model, table="destruction", case="average")]
+        rows = [f for f in mine if f["eps"] is not None]
+        left_out = list(dict.fromkeys(METHOD_SHORT.get(c.method, c.method) for c in cells_in_order(mine)
+                                      if c.eps is None))
+        if not rows:
+            continue
         sources = source_order(f["source"] for f in rows)
-        methods = list(dict.fromkeys(m for m, _ in cells_in_order(rows)))
-        eps_levels = sorted({int(f["eps"]) for f in rows})
-        drawn = {(f["source"], f["method"], int(f["eps"]), f["metric"]): f for f in rows if int(f["n"])}
+        methods = list(dict.fromkeys(c.method for c in cells_in_order(rows)))
+        eps_levels = sorted({f["eps"] for f in rows})
+        drawn = {(f["source"], f["method"], f["eps"], f["metric"]): f for f in rows if f["n"]}
         gaps = {g["source"]: g for g in all_gaps if g["model"] == model}
         simulated = [s for s in sources if s != "photo"]
         styles = {"photo": PHOTO_STYLE,
@@ -106,6 +115,7 @@ def plot_destruction_vs_eps(figures: Sequence[dict[str, Any]], out_dir: Path) ->
         fig.legend(handles, texts, loc="outside lower center", fontsize=8.5, frameon=False)
         fig.suptitle(f"Destruction rate against eps, average case, model {model}\n(error bars: 95% Wilson "
                      "interval; number above: n, the adversarial images that worked digitally; n = 0 left out)"
+                     + (f"\nnot shown, having no eps: {', '.join(left_out)} (see the tables)" if left_out else "")
                      + (f"\nsim-to-real gap: mean |simulated - photo| of the top-1 rates over the cells with "
                         f"n >= {MIN_GAP_N} in both" if gaps else ""), fontsize=10)
         path = out_dir / plot_file_name(model)

@@ -5,7 +5,9 @@ other models named, for black-box transfer), and the paper's tables are
 computed for each model:
 
 - accuracy, top-1 and top-5, of the photographed clean and adversarial images
-  and of their digital originals, per method and eps (the paper's Table 1-2);
+  and of their digital originals, per variant (method and setting: eps, or the
+  method's own parameter) (the paper's Table 1-2), beside the mean L2 and L-infinity
+  of each variant's printed perturbation;
 - the destruction rate (Eq. 1, :mod:`.metrics`) in the *average* case
   (every image) and the *prefiltered* case (:func:`prefiltered`).
 
@@ -33,7 +35,8 @@ from ..errors import PhysicalError
 from ..files import write_atomic
 from ..models import Classifier, load_model
 from ..sheets.manifest import read_manifest
-from .figures import (PREFILTER_CONFIDENCE, Observation, check_classes, figure_rows, load_images, predict, tables)
+from .figures import (PREFILTER_CONFIDENCE, Cell, Observation, check_classes, figure_rows, load_images, predict,
+                      setting_of, tables, with_perturbations)
 from .metrics import Rate
 
 REPORT_DIR = "report"
@@ -67,18 +70,18 @@ def photo_observations(model: Classifier, captures: Path, rows: Sequence[dict[st
     return [Observation(r["image_id"], r["variant"], p) for r, p in zip(rows, preds)]
 
 
-ARTIFICIAL_COLUMNS = ("transform", "strength", "method", "eps", "metric", "k", "n", "value", "ci_low", "ci_high",
+ARTIFICIAL_COLUMNS = ("transform", "strength", *Cell._fields, "metric", "k", "n", "value", "ci_low", "ci_high",
                       "clean_k", "clean_n", "clean_accuracy")
 
 
 def _artificial_rows(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Sweep rows (Rates) -> flat CSV rows: one per (transform, strength, method, eps, metric)."""
+    """Sweep rows (Rates) -> flat CSV rows: one per (transform, strength, variant, metric)."""
     out = []
     for r in rows:
         for metric in ("top1", "top5"):
             clean: Rate = r[f"clean_{metric}"]
-            out.append({"transform": r["transform"], "strength": r["strength"], "method": r["method"],
-                        "eps": r["eps"], "metric": metric, **r[metric].as_dict(),
+            out.append({"transform": r["transform"], "strength": r["strength"],
+                        **{key: r[key] for key in Cell._fields}, "metric": metric, **r[metric].as_dict(),
                         "clean_k": clean.k, "clean_n": clean.n, "clean_accuracy": clean.value})
     return out
 
@@ -103,9 +106,9 @@ class _warnings_to:
             (self.warn or print)(str(w.message))
 
 
-FIGURE_COLUMNS = ("model", "source", "case", "table", "method", "eps", "metric", "variant",
+FIGURE_COLUMNS = ("model", "source", "case", "table", *Cell._fields, "metric", "variant",
                   "k", "n", "value", "ci_low", "ci_high")
-PREDICTION_COLUMNS = ("model", "crop", "photo", "image_id", "variant", "method", "eps", "true_label",
+PREDICTION_COLUMNS = ("model", "crop", "photo", "image_id", "variant", "method", "eps", "setting", "true_label",
                       "true_name", "digital_top5", "digital_top5_probs", "photo_top5", "photo_top5_probs")
 
 
@@ -178,6 +181,8 @@ def make_report(captures: Path = Path("captures"), *, printouts: Path = Path("pr
             raise PhysicalError(f"--simulated: {exc}") from None
         simulated_name = channel_name(simulated)
     rows = [] if simulated_only else read_captures(captures, manifest)
+    # Printouts made before make-sheets recorded each variant's perturbation: measured on their PNGs.
+    manifest = with_perturbations(manifest, printouts)
     default_out = (Path(printouts) if simulated_only else Path(captures)) / REPORT_DIR
     out = Path(out) if out is not None else default_out
     classifiers = load_models(manifest, weights, models, device)
@@ -185,7 +190,7 @@ def make_report(captures: Path = Path("captures"), *, printouts: Path = Path("pr
     figures: list[dict[str, Any]] = []
     predictions: list[dict[str, Any]] = []
     labels = {rec["id"]: rec for rec in manifest["images"]}
-    methods = {v["name"]: (v["method"], v["eps"]) for rec in manifest["images"] for v in rec["variants"]}
+    variants = {v["name"]: v for v in manifest["images"][0]["variants"]}
     for i, model in enumerate(classifiers):
         progress("classify", i, len(classifiers))
         keys, x_digital = digital_images(model, manifest, printouts)
@@ -199,10 +204,11 @@ def make_report(captures: Path = Path("captures"), *, printouts: Path = Path("pr
         for r, o in zip(rows, obs):
             rec = labels[o.image_id]
             d = digital[(o.image_id, o.variant)]
-            method, eps = methods[o.variant]
+            v = variants[o.variant]
             predictions.append({
                 "model": model.model_id, "crop": r["crop"], "photo": r["photo"], "image_id": o.image_id,
-                "variant": o.variant, "method": method or "", "eps": eps, "true_label": rec["label"],
+                "variant": o.variant, "method": v["method"] or "", "eps": v.get("eps"), "setting": setting_of(v),
+                "true_label": rec["label"],
                 "true_name": rec["label_name"],
                 "digital_top5": " ".join(map(str, d.index)), "digital_top5_probs": " ".join(f"{p:.4f}" for p in d.prob),
                 "photo_top5": " ".join(map(str, o.top5.index)),
@@ -211,8 +217,10 @@ def make_report(captures: Path = Path("captures"), *, printouts: Path = Path("pr
 
     n_photos = len({r["photo_sha256"] for r in rows})
     slots = {(r["page"], r["slot"]) for r in rows}
+    # Format 2: figures keyed by the variant's name (attack), with its setting and mean l2/linf; eps may be
+    # null (methods without eps), so (method, eps) no longer names a cell (onepixel d=1 and d=3 share it).
     meta = {
-        "format": "physical-report", "format_version": 1, "experiment_id": manifest["experiment_id"],
+        "format": "physical-report", "format_version": 2, "experiment_id": manifest["experiment_id"],
         "models": [m.model_id for m in classifiers], "labels_from": manifest["images"][0].get("label_from"),
         "n_crops": len(rows), "n_photos": n_photos, "n_slots_photographed": len(slots),
         "counting": "each photo of a slot is one observation" + (

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from .figures import (METHOD_NAMES, MIN_GAP_N, cells_in_order, gap_text, lookup, rate_of, sim_to_real_gap,
-                      source_label)
+from .figures import (MIN_GAP_N, cell_label, cells_in_order, gap_text, lookup, norm_text, rate_of,
+                      sim_to_real_gap, source_label)
 from .metrics import Rate
 
 
@@ -21,38 +21,49 @@ def _rate_cell(rate: Rate) -> str:
 
 
 def render_tables(figures: Sequence[dict[str, Any]], source: str = "photo", model: str | None = None) -> list[Any]:
-    """rich Tables in the paper's layout for one model and one source of transformed images."""
+    """rich Tables in the paper's layout for one model and one source of transformed images.
+
+    A row per variant, labelled with its method and setting (``"PGD ε=8"``, ``"C&W κ=0"``), with
+    the mean L2 and L∞ of its printed perturbation (0-255 units) beside the figures: methods
+    that choose their own perturbation size are compared at the size they chose.
+    """
     from rich.table import Table
 
     model = model or figures[0]["model"]
     fig = [f for f in figures if f["model"] == model and f["source"] == source]
     what = "photos" if source == "photo" else source
     out = []
-    acc = Table(title=f"Accuracy % top-1 / top-5, average case ({what}; {model})", title_justify="left")
-    acc.add_column("method, eps")
+    acc = Table(title=f"Accuracy % top-1 / top-5, average case ({what}; {model}); L2, L∞: the mean printed "
+                      "perturbation of each variant, 0-255 levels", title_justify="left")
+    acc.add_column("method, setting")
+    for col in ("L2", "L∞"):
+        acc.add_column(col, justify="right")
     for col in ("clean, transformed", "adv., transformed", "clean, digital", "adv., digital"):
         acc.add_column(col.replace("transformed", "photo" if source == "photo" else "simulated"), justify="right")
     dr = Table(title=f"Destruction rate with 95% interval ({what}; {model}); under each method, the digital "
                      "top-1 accuracy of its adversarial images", title_justify="left")
-    dr.add_column("method, eps")
+    dr.add_column("method, setting")
+    for col in ("L2", "L∞"):
+        dr.add_column(col, justify="right")
     for col in ("average, top-1", "average, top-5", "prefiltered, top-1", "prefiltered, top-5"):
         dr.add_column(col, justify="right")
-    for method, eps in cells_in_order(fig):
-        cell = [f for f in fig if f["method"] == method and f["eps"] == eps]
+    for cell in cells_in_order(fig):
+        rows = [f for f in fig if f["attack"] == cell.attack]
 
         def pair(case: str, table: str, variant: str) -> str:
-            r1, r5 = (rate_of(lookup(cell, case=case, table=table, variant=variant, metric=m)[0])
+            r1, r5 = (rate_of(lookup(rows, case=case, table=table, variant=variant, metric=m)[0])
                       for m in ("top1", "top5"))
             return f"{_pct(r1)} / {_pct(r5)}  n={r1.n}"
 
-        label = f"{METHOD_NAMES.get(method, method)} ε={eps}"
-        acc.add_row(label, *(pair("average", "accuracy", v) for v in
+        label = cell_label(cell.method, cell.setting)
+        norms = (norm_text(cell.l2), norm_text(cell.linf))
+        acc.add_row(label, *norms, *(pair("average", "accuracy", v) for v in
                              ("transformed_clean", "transformed_adv", "digital_clean", "digital_adv")))
         # The attack's digital success beside what the photo destroys: EoT trades a little of the
         # one for the other, and the user should see the trade.
-        digital = rate_of(lookup(cell, case="average", table="accuracy", variant="digital_adv", metric="top1")[0])
-        dr.add_row(f"{label}\n[dim]digital {_pct(digital)}%[/]",
-                   *(_rate_cell(rate_of(lookup(cell, case=c, table="destruction", metric=m)[0]))
+        digital = rate_of(lookup(rows, case="average", table="accuracy", variant="digital_adv", metric="top1")[0])
+        dr.add_row(f"{label}\n[dim]digital {_pct(digital)}%[/]", *norms,
+                   *(_rate_cell(rate_of(lookup(rows, case=c, table="destruction", metric=m)[0]))
                      for c in ("average", "prefiltered") for m in ("top1", "top5")))
     out += [acc, dr]
     return out
