@@ -140,12 +140,13 @@ def main() -> None:
 
 
 def eot_step(model: Classifier, x: torch.Tensor, y: torch.Tensor, k: int, repeats: int, t_pass: float) -> None:
-    """One EoT step (K draws, channel + model, forward + backward) against K bare passes of the same images."""
-    from physical.attacks import eot_gradient
+    """One EoT step (K draws, channel + model, forward + backward, and the untransformed image's pass:
+    ``attacks.eot`` with one step) against K bare passes of the same images."""
+    from physical.attacks import eot
 
     xk = x.repeat(k, 1, 1, 1)
     t_bare = timed(lambda: input_gradient(model, xk, y.repeat(k)), repeats)
-    t_eot = timed(lambda: eot_gradient(model, x, y, 1.0, "typical", k, seed=0), repeats)
+    t_eot = timed(lambda: eot(model, x, y, 8 / 255, "typical", k, steps=1, seed=0), repeats)
     print(f"EoT step, K={k}, {x.shape[0]} images of {x.shape[-1]} px on {x.device}: {t_eot:.3f} s; "
           f"K bare passes as one batch of {k * x.shape[0]}: {t_bare:.3f} s ({t_eot / t_bare:.2f}x); "
           f"K separate bare passes: {k * t_pass:.3f} s ({t_eot / (k * t_pass):.2f}x)")
