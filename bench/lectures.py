@@ -104,7 +104,7 @@ def main() -> None:
         import torchattacks
 
         model = load_model("demo", device="cpu")
-        x = torch.stack([torch.from_numpy(np.asarray(Image.open(root / "printouts" / r["variants"][0]["file"])))
+        x = torch.stack([torch.from_numpy(np.array(Image.open(root / "printouts" / r["variants"][0]["file"])))
                          .permute(2, 0, 1).float() / 255 for r in recs])
         ok = clean_ok
 
