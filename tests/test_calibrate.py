@@ -261,3 +261,21 @@ def test_a_profile_predicts_before_printing_and_the_cli_names_bad_ones(calibrate
                               str(root / "printouts"), "--out", str(tmp_path / "cli.json")])
     assert res.exit_code == 0, res.output
     assert "clean crops from" in res.output and (tmp_path / "cli.json").is_file()
+
+
+def test_an_unreadable_crop_is_one_line_error_naming_it(calibrated, tmp_path):
+    import csv
+    import shutil
+
+    from physical.calibrate.run import calibrate
+
+    root, _ = calibrated
+    captures = tmp_path / "captures"
+    shutil.copytree(root / "captures", captures)
+    with open(captures / "index.csv", newline="", encoding="utf-8") as f:
+        crop = next(r["crop"] for r in csv.DictReader(f) if r["variant"] == "clean")
+    (captures / crop).write_bytes(b"not an image")
+    with pytest.raises(PhysicalError, match="cannot read this image") as e:
+        calibrate(captures, printouts=root / "printouts", out=tmp_path / "p.json")
+    assert str(captures / crop) in str(e.value) and "\n" not in str(e.value)
+    assert not (tmp_path / "p.json").exists()

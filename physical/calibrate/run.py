@@ -28,7 +28,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image
 
 from ..capture.codes import quad_side
 from ..capture.store import STATE_NAME, read_captures
@@ -37,6 +36,7 @@ from ..channel.presets import NO_JPEG
 from ..channel.profile import PROFILE_FORMAT, PROFILE_VERSION, check_profile
 from ..errors import PhysicalError
 from ..files import write_atomic
+from ..photo_io import PhotoError, read_photo
 from ..sheets.manifest import read_manifest
 from ..version import __version__
 
@@ -57,11 +57,11 @@ class CalibrateResult:
 
 
 def _load(path: Path) -> np.ndarray:
+    """(H, W, 3) uint8 through the reader every stage uses (``photo_io``: EXIF-upright, 8-bit RGB)."""
     try:
-        with Image.open(path) as im:
-            return np.asarray(im.convert("RGB"))
-    except (OSError, ValueError) as exc:
-        raise PhysicalError(f"{path}: cannot read this image ({type(exc).__name__}); run `physical ingest` "
+        return read_photo(path)[1]
+    except PhotoError as exc:
+        raise PhysicalError(f"{path}: cannot read this image ({exc}); run `physical ingest` "
                             "again into a fresh --out") from None
 
 
