@@ -274,3 +274,25 @@ def test_bad_method_and_paper(tmp_path):
     assert "--paper" in _one_line_error(run_cli("make-sheets", "--paper", "a3", "--out", str(tmp_path / "o")))
     assert "--image-size-mm" in _one_line_error(
         run_cli("make-sheets", "--image-size-mm", "150", "--out", str(tmp_path / "o")))
+
+
+def test_the_command_line_defaults_are_make_sheets_defaults():
+    """The CLI imports stages lazily, so it spells its defaults out: they must be the Python API's."""
+    import inspect
+
+    from physical import cli
+    from physical.sheets.run import make_sheets
+
+    api = inspect.signature(make_sheets).parameters
+    parsed = {"methods": lambda s: tuple(s.split(",")), "eps": lambda s: tuple(int(v) for v in s.split(",")),
+              "onepixel_pixels": lambda s: tuple(int(v) for v in s.split(","))}
+    checked = 0
+    for name, p in inspect.signature(cli.make_sheets_cmd).parameters.items():
+        name = {"out_dir": "out"}.get(name, name)
+        if name not in api:
+            continue
+        default = getattr(p.default, "default", p.default)
+        default = parsed[name](default) if name in parsed else default
+        assert default == api[name].default, name
+        checked += 1
+    assert checked >= 20
