@@ -15,10 +15,14 @@ from __future__ import annotations
 import io
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
+
+if TYPE_CHECKING:
+    import torch
 
 # File name suffixes ingest reads (lower case); other files are not photos.
 PHOTO_SUFFIXES = frozenset({".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".webp", ".tif", ".tiff", ".bmp",
@@ -240,7 +244,7 @@ def read_photo(path: Path) -> tuple[bytes, np.ndarray]:
     return data, decode_photo(data)
 
 
-def quantize_8bit(x):
+def quantize_8bit(x: torch.Tensor) -> torch.Tensor:
     """Round images in [0, 1] (a torch tensor) to the nearest of the 256 levels a PNG or a printer
     takes: the grid every saved image is on. Tensor methods only, so this module needs no torch."""
     return (x.clamp(0.0, 1.0) * 255.0).round() / 255.0

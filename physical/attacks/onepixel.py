@@ -24,7 +24,6 @@ ONEPIXEL_POPULATION = 400
 ONEPIXEL_GENERATIONS = 100
 ONEPIXEL_F = 0.5
 ONEPIXEL_STOP = 0.05
-ONEPIXEL_BATCH = None     # images per forward pass: 128 on the CPU (fastest there), 4096 on a GPU
 
 
 def apply_pixels(x: torch.Tensor, cand: torch.Tensor) -> torch.Tensor:
@@ -73,7 +72,7 @@ def _fitness(model: nn.Module, x: torch.Tensor, y: torch.Tensor, cand: torch.Ten
 
 def onepixel(model: nn.Module, x: torch.Tensor, y: torch.Tensor, pixels: int = 1,
              population: int = ONEPIXEL_POPULATION, generations: int = ONEPIXEL_GENERATIONS,
-             seed: int = 0, stop: float = ONEPIXEL_STOP, batch: int | None = ONEPIXEL_BATCH) -> torch.Tensor:
+             seed: int = 0, stop: float = ONEPIXEL_STOP, batch: int | None = None) -> torch.Tensor:
     """One-pixel (d-pixel) attack by differential evolution (module docstring).
 
     Shape:
@@ -85,6 +84,7 @@ def onepixel(model: nn.Module, x: torch.Tensor, y: torch.Tensor, pixels: int = 1
                          f"{generations}")
     x = x.detach()
     n, ch, h, w = x.shape
+    # Images per forward pass: on 2 CPU cores 128 at a time run 2.2x faster than 4096 (cache).
     batch = batch or (128 if x.device.type == "cpu" else 4096)
     if pixels > h * w:
         raise ValueError(f"cannot change {pixels} pixels of a {h}x{w} image")
