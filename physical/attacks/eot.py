@@ -11,8 +11,8 @@ The paper's iterative methods, with every step following the sign of the
 The expectation is over a mixture: with weight ``digital`` the image itself (the
 identity transformation), with ``1 - digital`` the channel. The user wants an
 example that is adversarial both as a file and as a photo; without the identity
-term the sign of the channel mean alone leaves eot_ll 14 points less successful
-digitally than ll at the paper's step count (docs/findings.md).
+term the sign of the channel mean alone left eot_ll 12 points less successful
+digitally than ll at the paper's step count (18 vs 6 %, docs/findings.md).
 
 ``t`` is drawn afresh at every step (seeded: the same call gives the same
 images) from a preset name or a calibrated profile
