@@ -55,6 +55,7 @@ def main() -> None:
     from physical.report.metrics import wilson_interval
     from physical.report.run import make_report
     from physical.sheets.run import make_sheets
+    from physical.sheets.variants import perturbation
 
     print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
           f"torch {torch.__version__}")
@@ -113,9 +114,9 @@ def main() -> None:
                 printed = quantize_8bit(adv)
                 s8 = (model(printed).argmax(1) != labels) & ok
                 sf = (model(adv).argmax(1) != labels) & ok
-            d = (printed - x) * 255
-            l2 = d.flatten(1).norm(dim=1)[ok].mean().item()
-            linf = d.abs().flatten(1).amax(dim=1)[ok].mean().item()
+            pert = [perturbation(a, c) for a, c, keep in zip(printed, x, ok) if keep]
+            l2 = float(np.mean([q["l2"] for q in pert]))
+            linf = float(np.mean([q["linf"] for q in pert]))
             return fmt(int(s8.sum()), int(ok.sum())), fmt(int(sf.sum()), int(ok.sum())), f"{l2:.1f} / {linf:.1f}"
 
         eps = EPS / 255
