@@ -413,7 +413,7 @@ def plot_sweeps(rows: list[dict[str, Any]], out_dir: Path) -> list[Path]:
         texts = [*entries, "accuracy of the transformed clean images"]
         fig.legend(handles, texts, loc="outside lower center", ncol=min(len(handles), ncol + 1), fontsize=8.5,
                    frameon=False)
-        fig.suptitle(f"{TITLES.get(name, name)}: destruction rate of digital adversarial images "
+        fig.suptitle(f"{TITLES.get(name, name)}: destruction rate of digital adversarial images\n"
                      "(band: 95% Wilson interval; n: working adversarial examples)", fontsize=10.5)
         path = out_dir / f"transform_{name}.png"
         fig.savefig(path, dpi=110)
