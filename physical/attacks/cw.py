@@ -75,7 +75,8 @@ def cw(model: nn.Module, x: torch.Tensor, y: torch.Tensor, confidence: float = C
                 # Judge the image as it will be saved: rounded to 8 bits, or as it is.
                 cand = quantize_8bit(x_adv) if grid8 else x_adv.detach()
                 cand_l2 = (cand - x).flatten(1).pow(2).sum(1)
-                past = margin(model(cand), label, targeted)
+                # The float image's logits are at hand; only the rounded one needs a pass of its own.
+                past = margin(model(cand) if grid8 else logits.detach(), label, targeted)
                 ok = (past > 0) & (past >= confidence)
                 better = ok & (cand_l2 < best_l2)
                 best[better], best_l2[better] = cand[better], cand_l2[better]
