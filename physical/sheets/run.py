@@ -38,7 +38,8 @@ from .layout import (MARK_DICTIONARY, MARK_MODULES, MARK_QUIET_MM, MIN_PHOTO_PX_
 from .manifest import FORMAT, FORMAT_VERSION, MANIFEST_NAME, read_manifest, write_manifest
 from .pdf import write_sheets_pdf
 from .pictures import Picture, load_pictures
-from .variants import AttackSettings, Variant, perturbation, plan_variants, run_attack, setting_text, variant_params
+from .variants import (AttackSettings, eot_steps, perturbation, plan_variants, run_attack, setting_text,
+                       variant_params)
 
 PDF_NAME = "sheets.pdf"
 IMAGES_DIR = "images"
@@ -279,7 +280,7 @@ def make_sheets(
                 "labels": labels_source, "images": str(images) if images is not None else None,
                 "count": count, "seed": seed,
                 **({"eot": {"channel": str(channel), "samples": eot_samples, "digital": eot_digital,
-                            "steps": {str(e): eot_step_factor * eps_steps(e / 255) for e in eps},
+                            "steps": {str(e): eot_steps(e, settings) for e in eps},
                             "profile_fitted_on": eot_channel["fitted_on"] if isinstance(eot_channel, dict) else None,
                             "jpeg_gradient": "straight through"}} if eot_channel is not None else {}),
             },

@@ -66,6 +66,11 @@ class AttackSettings:
     onepixel_generations: int = ONEPIXEL_GENERATIONS
 
 
+def eot_steps(eps: int, s: AttackSettings) -> int:
+    """Steps of eot and eot_ll at ``eps`` (0-255 levels): the paper's rule times the step factor."""
+    return s.eot_step_factor * eps_steps(eps / 255)
+
+
 def plan_variants(methods: list[str], eps: list[int], settings: AttackSettings) -> list[Variant]:
     """Clean first, then every method's variants in the order given."""
     out = [Variant(None)]
@@ -102,7 +107,7 @@ def variant_params(v: Variant, s: AttackSettings) -> dict[str, Any]:
     if m in ("bim", "ll"):
         return {"eps": v.eps, "alpha": 1, "steps": eps_steps(v.eps / 255)}
     if m in ("eot", "eot_ll"):
-        return {"eps": v.eps, "alpha": 1, "steps": s.eot_step_factor * eps_steps(v.eps / 255),
+        return {"eps": v.eps, "alpha": 1, "steps": eot_steps(v.eps, s),
                 "channel": s.channel_name, "samples": s.eot_samples, "digital": s.eot_digital}
     if m == "pgd":
         return {"eps": v.eps, "steps": s.pgd_steps, "restarts": s.pgd_restarts,
@@ -128,7 +133,7 @@ def run_attack(v: Variant, model: torch.nn.Module, x: torch.Tensor, y: torch.Ten
     """
     m = v.method
     if m in ("eot", "eot_ll"):
-        steps = s.eot_step_factor * eps_steps(v.eps / 255)
+        steps = eot_steps(v.eps, s)
         if m == "eot":
             return eot(model, x, y, v.eps / 255, s.channel, s.eot_samples, steps=steps, seed=seed,
                        digital=s.eot_digital)
