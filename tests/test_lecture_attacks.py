@@ -15,7 +15,7 @@ import torch.nn.functional as F
 
 from physical.attacks import cw, lbfgs, least_likely_class, onepixel, pgd
 from physical.attacks.cw import margin
-from physical.attacks.lbfgs import lbfgs_minimize, lbfgs_objective
+from physical.attacks.lbfgs import lbfgs_objective
 from physical.photo_io import quantize_8bit
 
 torchattacks = pytest.importorskip("torchattacks")
