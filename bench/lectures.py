@@ -2,6 +2,7 @@
 
     python bench/lectures.py --work lect                      # 200 pictures, the paper's budgets
     python bench/lectures.py --work lect --onepixel-generations 10
+    python bench/lectures.py --work lect-op --methods onepixel   # one attack alone
 
 ``make-sheets`` on ``--count`` CIFAR-10 test pictures (demo model) with bim (the
 paper's, for reference) and pgd at eps 8, cw, lbfgs and onepixel (d = 1); the
@@ -39,8 +40,12 @@ def main() -> None:
     ap.add_argument("--work", type=Path, required=True)
     ap.add_argument("--onepixel-population", type=int, default=400)
     ap.add_argument("--onepixel-generations", type=int, default=100)
+    ap.add_argument("--methods", default=",".join(METHODS), help="comma-separated subset of " + ",".join(METHODS))
     ap.add_argument("--no-reference", action="store_true", help="skip torchattacks")
     args = ap.parse_args()
+    methods = [m for m in args.methods.split(",") if m]
+    if not methods or set(methods) - set(METHODS):
+        sys.exit(f"--methods: choose from {','.join(METHODS)}")
     if not SHARED.is_dir():
         sys.exit(f"needs {SHARED} (CIFAR-10)")
 
@@ -59,13 +64,13 @@ def main() -> None:
 
     print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
           f"torch {torch.__version__}")
-    print(f"{args.count} CIFAR-10 test pictures (seed {args.seed}); bim, pgd at eps {EPS}; onepixel d=1, population "
-          f"{args.onepixel_population}, {args.onepixel_generations} generations at most")
+    print(f"{args.count} CIFAR-10 test pictures (seed {args.seed}); {','.join(methods)} (bim, pgd at eps {EPS}; onepixel d=1, population "
+          f"{args.onepixel_population}, {args.onepixel_generations} generations at most)")
     root = args.work
     timings: dict[str, float] = {}
     if not (root / "captures" / "index.csv").exists():
         t = time.perf_counter()
-        make_sheets(root / "printouts", images=SHARED / "test", count=args.count, seed=args.seed, methods=METHODS,
+        make_sheets(root / "printouts", images=SHARED / "test", count=args.count, seed=args.seed, methods=methods,
                     eps=[EPS], force=True, onepixel_population=args.onepixel_population,
                     onepixel_generations=args.onepixel_generations)
         timings["make-sheets"] = time.perf_counter() - t
@@ -125,6 +130,8 @@ def main() -> None:
                 ("cw", torchattacks.CW(model, c=1, kappa=0, steps=500, lr=0.01)),
                 ("onepixel_d1", torchattacks.OnePixel(model, pixels=1, steps=args.onepixel_generations,
                                                       popsize=args.onepixel_population, inf_batch=128))):
+            if name not in names:
+                continue
             torch.manual_seed(0)
             t = time.perf_counter()
             adv = torch.cat([attack(x[i:i + 50], labels[i:i + 50]) for i in range(0, len(x), 50)])
