@@ -10,12 +10,13 @@ import copy
 
 import numpy as np
 import pytest
+import scipy.optimize
 import torch
 import torch.nn.functional as F
 
 from physical.attacks import cw, lbfgs, least_likely_class, onepixel, pgd
 from physical.attacks.cw import margin
-from physical.attacks.lbfgs import lbfgs_objective
+from physical.attacks.lbfgs import lbfgs_minimize, lbfgs_objective
 from physical.photo_io import quantize_8bit
 
 torchattacks = pytest.importorskip("torchattacks")
@@ -139,6 +140,31 @@ def test_lbfgs_hands_scipy_the_exact_gradient(demo_model, demo_batch):
         h = 1e-7          # small against the ReLUs' kinks: a step of 1e-7 in input space
         numeric = (f(v + h * d)[0] - f(v - h * d)[0]) / (2 * h)
         assert numeric == pytest.approx(float(g @ d), rel=1e-5)
+
+
+def test_lbfgs_runs_in_lockstep_find_what_scipy_finds_image_by_image(demo_model, demo_batch):
+    """The batched, threaded runs against the reference: scipy's L-BFGS-B on one image at a
+    time, with the objective written out here (float64, a different c per image)."""
+    model = copy.deepcopy(demo_model).double()
+    x = demo_batch[0][:3].double()
+    t = least_likely_class(model, x)
+    c = torch.tensor([0.1, 1.0, 10.0], dtype=torch.float64)
+    ours = lbfgs_minimize(model, x, t, c, max_iter=15)
+
+    for i in range(3):
+        xi = x[i:i + 1]
+
+        def objective(v: np.ndarray) -> tuple[float, np.ndarray]:
+            xa = torch.from_numpy(v).view_as(xi).requires_grad_(True)
+            f = c[i] * ((xa - xi) ** 2).sum() + F.cross_entropy(model(xa), t[i:i + 1])
+            f.backward()
+            return f.item(), xa.grad.numpy().ravel()
+
+        ref = scipy.optimize.minimize(objective, xi.numpy().ravel(), jac=True, method="L-BFGS-B",
+                                      bounds=[(0.0, 1.0)] * xi.numel(), options={"maxiter": 15})
+        assert ref.nit == 15 or ref.success
+        np.testing.assert_allclose(ours[i].numpy().ravel(), ref.x, atol=1e-6)
+        assert not np.allclose(ref.x, xi.numpy().ravel(), atol=1e-3)     # it went somewhere
 
 
 def test_lbfgs_reaches_the_least_likely_class_inside_the_box(demo_model, demo_batch):
