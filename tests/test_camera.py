@@ -33,6 +33,9 @@ from physical.capture.camera import (
     sample_params,
     simulate_photos,
 )
+from physical.capture.camera.geometry import _outline
+from physical.capture.camera.pipeline import _PageRenderer
+from physical.capture.camera.scene import _PhotoGrid
 from physical.cli import app
 from physical.errors import PhysicalError
 from physical.sheets.run import make_sheets
@@ -207,7 +210,7 @@ def test_hard_stores_exif_rotated_pixels_and_truth_is_as_displayed(printouts, tm
 def test_page_always_fully_in_frame(difficulty):
     # Geometry only (no pixels): all four QR codes are always in the photo,
     # except where a cut corner was drawn (hard sometimes, extreme often).
-    edge = camera._outline((210.0, 297.0), 1.0)
+    edge = _outline((210.0, 297.0), 1.0)
     cuts = 0
     for seed in range(150):
         p = sample_params(difficulty, seed, 1, 1)
@@ -385,7 +388,7 @@ def test_rendering_agrees_with_the_forward_model(printouts, difficulty, seed):
     geo = PhotoGeometry(p, page.size_mm)
     assert geo.profile is not None and geo.distorted
     printed, sx, sy = _DotRenderer(dots).printed(page, 0, 10.0, None)
-    grid = camera._PhotoGrid(geo)
+    grid = _PhotoGrid(geo)
     W, H = geo.frame
     img, (mx, my, _, _) = camera.compose_scene(printed, grid, sx, sy, np.zeros((H, W, 3), np.uint8))
     # the full-resolution maps invert the forward model at every pixel, not only at the grid's nodes
@@ -457,7 +460,7 @@ def test_extreme_ground_truth_has_occlusion_small_codes_and_a_cut(printouts):
             rect = next(m.rect for m in page.markers if m.corner == key)
         else:
             rect = page.slots[int(key)].rect
-        edge = page_to_photo(p, page.size_mm, camera._outline((rect.w, rect.h), 0.5) + [rect.x, rect.y])
+        edge = page_to_photo(p, page.size_mm, _outline((rect.w, rect.h), 0.5) + [rect.x, rect.y])
         assert ((edge < -0.5) | (edge > np.array([W, H]) - 0.5)).any(), key
         assert np.allclose(quad, page_to_photo(p, page.size_mm, rect.corners()))
 
@@ -488,7 +491,7 @@ def test_extreme_photos_deterministic_with_occluder_drawn(printouts, tmp_path):
     # The same photo without the occluder (and its shadow): at the finger, skin (red/blue 1.15-2.3) replaced it.
     bare = json.loads(json.dumps(entry["params"]))
     bare["scene"]["occluder"] = None
-    renderer = camera._PageRenderer(printouts / "sheets.pdf", manifest_pages(read_manifest(printouts)))
+    renderer = _PageRenderer(printouts / "sheets.pdf", manifest_pages(read_manifest(printouts)))
     try:
         data, _, _ = camera.make_photo(renderer, page, 0, bare)
     finally:

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from physical.capture import camera, truth
+from physical.capture.camera.pipeline import _PageRenderer
 from physical.capture.run import ingest
 from physical.sheets.manifest import manifest_pages, read_manifest
 from physical.sheets.run import make_sheets
@@ -116,7 +117,7 @@ def test_curled_page_with_two_codes_on_one_edge_writes_nothing_wrong(printouts, 
     # The bottom edge (page y = 297) lifts 20 mm over its last 110 mm.
     params["scene"]["curl"] = {"direction_deg": 90.0, "lift_mm": 20.0, "length_mm": 110.0,
                                "lift2_mm": 0.0, "length2_mm": 0.0}
-    renderer = camera._PageRenderer(folder / "sheets.pdf", manifest_pages(manifest))
+    renderer = _PageRenderer(folder / "sheets.pdf", manifest_pages(manifest))
     try:
         data, _, _ = camera.make_photo(renderer, page, 0, params)
     finally:
@@ -151,7 +152,7 @@ def test_codes_opencv_cannot_read_and_marks_too_blurred_to_decode(printouts, tmp
     pages = manifest_pages(manifest)
     page = pages[1]
     params = camera.sample_params("hard", 1, page.number, 8, page.size_mm)
-    renderer = camera._PageRenderer(printouts / "sheets.pdf", pages)
+    renderer = _PageRenderer(printouts / "sheets.pdf", pages)
     try:
         data, _, _ = camera.make_photo(renderer, page, 1, params)
     finally:

@@ -7,5 +7,6 @@
 - :mod:`.overlay`: the overlay JPEG of each photo;
 - :mod:`.run`: :func:`~physical.capture.run.ingest`, one photo at a time through the above;
 - :mod:`.camera`: the virtual camera (``physical simulate-photos``), which
-  photographs ``printouts/sheets.pdf`` for ingest to read.
+  photographs ``printouts/sheets.pdf`` for ingest to read (a subpackage, one
+  module per stage of the photo).
 """

@@ -44,7 +44,7 @@ NO_JPEG = 0        # a jpeg_quality of 0 skips JPEG for that image
 # JPEG
 #   jpeg_quality   quality 1-100, rounded to a multiple of JPEG_STEP
 #
-# The values follow camera.py's printer and phone (paper 0.92-0.97, black
+# The values follow capture/camera's printer and phone (paper 0.92-0.97, black
 # 0.07-0.15, saturation 0.78-0.93, JPEG 80-95 in its normal preset) seen at
 # the scale of a crop: ingest averages many photo pixels into one crop pixel
 # (a 32 px crop of a 25 mm print is ~8 x 8 photo pixels per pixel), so the
