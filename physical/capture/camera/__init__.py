@@ -113,7 +113,7 @@ Outputs, all in ``out/`` (default ``photos/``):
   Re-running merges into the file: entries of the same photo names are
   replaced, others kept.
 """
-from .geometry import (CurlProfile, PhotoGeometry, curl_profile, distort, max_scale, page_homography, page_to_photo,
+from .geometry import (CurlProfile, PhotoGeometry, curl_profile, distort, page_homography, page_to_photo,
                        photo_frame, project, undistort)
 from .occluder import occluder_coverage, occluder_shape, sample_occluder
 from .optics import (apply_gain, blur_kernel, encode_jpeg, lens_blur, sensor_noise, sharpen, vignetting_field,
@@ -125,7 +125,7 @@ from .scene import background, compose_scene, light_field, occluder_layer, paper
 
 __all__ = ["CurlProfile", "DIFFICULTIES", "FOCAL_FRACTION", "GROUND_TRUTH_NAME", "PRESETS", "PhotoGeometry",
            "apply_gain", "background", "blur_kernel", "compose_scene", "curl_profile", "distort", "encode_jpeg",
-           "lens_blur", "light_field", "make_photo", "max_scale", "occluder_coverage", "occluder_layer",
+           "lens_blur", "light_field", "make_photo", "occluder_coverage", "occluder_layer",
            "occluder_shape", "page_homography", "page_to_photo", "paper_shading", "photo_frame", "photo_name",
            "photo_truth", "print_page", "project", "sample_occluder", "sample_params", "sensor_noise", "shadow_field",
            "sharpen", "simulate_photos", "undistort", "vignetting_field", "white_balance"]

@@ -409,15 +409,3 @@ def page_to_photo(entry_or_params: dict[str, Any], page_size_mm: tuple[float, fl
     """
     params = entry_or_params.get("params", entry_or_params)
     return PhotoGeometry(params, page_size_mm).points(points_mm)
-
-
-def max_scale(Hm: np.ndarray, page_size_mm: tuple[float, float]) -> float:
-    """Largest photo pixels per page millimetre anywhere on the page (at a corner), for a homography."""
-    w, h = page_size_mm
-    best = 0.0
-    for x, y in [(0, 0), (w, 0), (w, h), (0, h)]:
-        e = 0.5
-        p = project(Hm, [(x, y), (x + e, y), (x, y + e)])
-        J = np.column_stack([(p[1] - p[0]) / e, (p[2] - p[0]) / e])
-        best = max(best, float(np.linalg.svd(J, compute_uv=False)[0]))
-    return best
