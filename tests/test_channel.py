@@ -217,6 +217,27 @@ def test_light_gradient_runs_from_edge_to_edge():
     assert torch.allclose(out[0, :, :, -1], torch.full((3, 9), c * (1 + gx)), atol=1e-5)
 
 
+def test_local_tone_curve_values_identity_and_gradient():
+    from physical.channel import local_tone
+
+    y = torch.tensor([-0.2, 0.0, 0.25, 0.5, 0.75, 1.0, 1.3], dtype=torch.float64).reshape(1, 1, 1, 7)
+    k = 0.4
+    out = local_tone(y, {"local_tone": torch.tensor([k], dtype=torch.float64)})
+    # y + k y (1 - y) inside [0, 1]; the tangents outside (slope 1 + k below 0, 1 - k above 1).
+    want = [-0.2 * (1 + k), 0.0, 0.25 + k * 0.1875, 0.5 + k * 0.25, 0.75 + k * 0.1875, 1.0, 1 + 0.3 * (1 - k)]
+    assert torch.allclose(out.flatten(), torch.tensor(want, dtype=torch.float64), atol=1e-12)
+    # Zero strength is the identity, exactly, and the channel skips nothing it should not.
+    x = grid8(3, 3, 16, 16, seed=4)
+    assert torch.equal(local_tone(x, {"local_tone": torch.zeros(3)}), x)
+    # A lifted curve brightens mid-grey through the whole channel by exactly k / 4.
+    grey = torch.full((2, 3, 8, 8), 0.5)
+    out = apply_channel(grey, only(2, local_tone=torch.tensor([0.2, -0.2])))
+    assert torch.allclose(out[:, :, 2:6, 2:6].mean((1, 2, 3)), torch.tensor([0.55, 0.45]), atol=2 / 255)
+    yy = (torch.rand(2, 3, 4, 4, dtype=torch.float64) * 1.4 - 0.2).requires_grad_(True)
+    kk = torch.tensor([0.3, -0.6], dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda a, b: local_tone(a, {"local_tone": b}), (yy, kk))
+
+
 @pytest.mark.parametrize("sigma", [[0.5, 1.0, 1.2], [0.6, 1.0, 2.0]])   # 2-D kernel (r = 4), two 1-D passes (r = 6)
 def test_blur_keeps_a_constant_and_matches_kornia(sigma):
     sigma = torch.tensor(sigma)
@@ -304,8 +325,10 @@ def test_not_differentiable_records_no_graph():
 def test_every_step_passes_a_gradient():
     x = grid8(2, 3, 16, 16, seed=7)
     full = sample_params(2, "harsh", seed=8)
+    full["local_tone"] = torch.tensor([0.3, -0.3])     # 0 in every preset: a profile's values
     for keys in (["saturation", "gamma", "ink_cast", "paper_white", "black_level"], ["zoom", "corner_jitter"],
-                 ["contrast", "exposure", "white_balance", "light_gradient", "brightness"], ["blur_px", "blur_frac"],
+                 ["contrast", "exposure", "white_balance", "light_gradient", "brightness"], ["local_tone"],
+                 ["blur_px", "blur_frac"],
                  ["read_noise", "shot_noise", "noise_seed"]):
         p = only(2, **{k: full[k] for k in keys})
         xr = x.clone().requires_grad_(True)

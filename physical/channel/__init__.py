@@ -24,7 +24,10 @@ A crop goes through, in this order:
    ``black_level``); then the scene's light and the camera's tone mapping:
    ``contrast`` about mid-grey, ``exposure``, ``white_balance``, a smooth
    gradient of light across the crop (``light_gradient``) and an additive
-   ``brightness`` offset (flare, ambient light).
+   ``brightness`` offset (flare, ambient light); then the tone curve that
+   the phone's local tone mapping (HDR) applies where the crop lies on the
+   page (``local_tone``, :func:`local_tone`; 0 in the presets, fitted per
+   crop in a calibrated profile).
 3. **blur** (:func:`blur`): Gaussian, of the resampling in ``ingest``
    (``blur_px``, fixed in crop pixels) and of the lens and ink spread
    (``blur_frac``, a fraction of the crop's width: every picture is printed at
@@ -78,13 +81,14 @@ to photographed crops).
 """
 from .codec import cpu_codec, jpeg_codec, real_jpeg, to_8bit
 from .ops import (BLUR_SIGMAS, LUMA, MIN_SIGMA, add_noise, blur, blur_kernels, blur_radius, blur_sigma, homographies,
-                  light_field, noise_field, print_and_light, sampling_matrices, warp)
+                  light_field, local_tone, noise_field, print_and_light, sampling_matrices, warp)
 from .pipeline import CHUNK_BYTES, GRAD_CHUNK_BYTES, apply_channel, chunk_size, simulate
 from .presets import CROP_ZOOM, JPEG_STEP, NO_JPEG, PARAM_SHAPES, PRESETS, identity_params, sample_params
 from .profile import ProfileError, channel_name, draw_params, load_profile, profile_params, resolve_channel
 
 __all__ = ["BLUR_SIGMAS", "CHUNK_BYTES", "CROP_ZOOM", "GRAD_CHUNK_BYTES", "JPEG_STEP", "LUMA", "MIN_SIGMA", "NO_JPEG",
            "PARAM_SHAPES", "PRESETS", "add_noise", "apply_channel", "blur", "blur_kernels", "blur_radius", "blur_sigma",
-           "chunk_size", "cpu_codec", "homographies", "identity_params", "jpeg_codec", "light_field", "noise_field",
+           "chunk_size", "cpu_codec", "homographies", "identity_params", "jpeg_codec", "light_field", "local_tone",
+           "noise_field",
            "print_and_light", "real_jpeg", "sample_params", "ProfileError", "channel_name", "draw_params",
            "load_profile", "profile_params", "resolve_channel", "sampling_matrices", "simulate", "to_8bit", "warp"]

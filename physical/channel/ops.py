@@ -1,7 +1,8 @@
 """The channel's differentiable steps, each batched over images with per-image parameters.
 
-Geometry (:func:`warp`), print and light (:func:`print_and_light`), blur
-(:func:`blur`) and sensor noise (:func:`add_noise`); the order they run in and
+Geometry (:func:`warp`), print and light (:func:`print_and_light`), the
+phone's local tone (:func:`local_tone`), blur (:func:`blur`) and sensor noise
+(:func:`add_noise`); the order they run in and
 why is in the package docstring (:mod:`physical.channel`).
 
 Shape: images are (B, 3, H, W) in [0, 1]; every parameter tensor is (B, ...)
@@ -130,6 +131,22 @@ def print_and_light(y: Tensor, p: dict[str, Tensor], field: Tensor, inplace: boo
         torch.addcmul(b, out, v, out=out)                                 # b + v (a - q v)
         return torch.addcmul(bright, out, field, out=out)                 # bright + field (...)
     return torch.addcmul(bright, torch.addcmul(b, out, v), field)
+
+
+def local_tone(y: Tensor, p: dict[str, Tensor]) -> Tensor:
+    """The tone curve a phone's local tone mapping (HDR) applies where the crop lies on the page.
+
+    ``y + k g(y)`` per image, ``k = local_tone`` in [-1, 1]: ``g(y) = y (1 - y)``
+    in [0, 1], continued by its tangents outside (``g = y`` below 0, ``1 - y``
+    above 1), so that the curve is monotonic, smooth enough for a gradient,
+    and values the light pushed past white are not folded back. ``k > 0``
+    lifts the mid-tones (a region the phone brightened: its shadows lifted,
+    its highlights kept), ``k < 0`` lowers them; ``k = 0`` is the identity,
+    exactly. Out of place.
+    """
+    c = y.clamp(0.0, 1.0)
+    g = torch.addcmul(c - c * c, y - c, 1 - 2 * c)
+    return torch.addcmul(y, _per_image(p["local_tone"].clamp(-1.0, 1.0)), g)
 
 
 def blur_sigma(p: dict[str, Tensor], w: int) -> Tensor:

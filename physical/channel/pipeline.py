@@ -11,8 +11,8 @@ from kornia.enhance import jpeg_codec_differentiable
 from torch import Tensor
 
 from .codec import cpu_codec, jpeg_codec, real_jpeg, to_8bit
-from .ops import (_per_image, add_noise, blur, blur_kernels, blur_radius, blur_sigma, light_field, noise_field,
-                  print_and_light, sampling_matrices, warp)
+from .ops import (_per_image, add_noise, blur, blur_kernels, blur_radius, blur_sigma, light_field, local_tone,
+                  noise_field, print_and_light, sampling_matrices, warp)
 from .presets import NO_JPEG, PARAM_SHAPES
 from .profile import draw_params
 
@@ -73,16 +73,19 @@ def chunk_size(x: Tensor, radius: int, graph: bool = False) -> int:
 
 
 def _analog(x: Tensor, p: dict[str, Tensor], back: Tensor, kernels: Tensor, noise: Tensor,
-            inplace: bool) -> Tensor:
+            inplace: bool, tone: bool) -> Tensor:
     """Every step but JPEG, for a chunk of images: (B, 3, H, W) -> (B, 3, H, W).
 
     The result is clamped to [0, 1] unless ``inplace`` (no gradient), where
-    the caller clamps it (:func:`to_8bit` does it on the way).
+    the caller clamps it (:func:`to_8bit` does it on the way). ``tone``: some
+    image of the batch has a local tone curve (the identity is skipped).
     """
     h, w = x.shape[-2:]
     radius = kernels.shape[1] // 2
     y = warp(x, p, radius, back)
     y = print_and_light(y, p, light_field(p, h, w, radius), inplace)
+    if tone:
+        y = local_tone(y, p)
     y = blur(y, kernels)
     y = add_noise(y, p, noise_field(p["noise_seed"], noise), inplace)
     return y if inplace else y.clamp(0.0, 1.0)
@@ -129,12 +132,13 @@ def apply_channel(x: Tensor, params: dict[str, Tensor], *, differentiable: bool 
         # costs a page fault per 4 kB the first time it is written); a graph may keep
         # each chunk's noise, so then each gets its own.
         noise = x.new_empty((min(step, b), 1, h, w)) if inplace else None
+        tone = bool(p["local_tone"].any())
 
         def analog(part: slice) -> Tensor:
             q = {k: v[part] for k, v in p.items() if v.dim()}
             n = len(q["zoom"])
             buf = noise[:n] if noise is not None else x.new_empty((n, 1, h, w))
-            return _analog(x[part], q, back[part], kernels[part], buf, inplace)
+            return _analog(x[part], q, back[part], kernels[part], buf, inplace, tone)
 
         quality = p["jpeg_quality"]
         if jpeg == "codec" and inplace:

@@ -36,6 +36,9 @@ NO_JPEG = 0        # a jpeg_quality of 0 skips JPEG for that image
 #   white_balance [c]  relative gain error of red and blue (green is the reference)
 #   light_gradient relative change of light from the centre to the edge, in a random direction
 #   brightness     additive offset
+#   local_tone     the tone curve of the phone's local tone mapping (HDR) where the crop lies:
+#                  y + local_tone * y (1 - y); 0 in every preset (they follow a camera without
+#                  it); a calibrated profile holds the fitted value of every crop
 # blur and noise
 #   blur_px        Gaussian sigma in crop pixels (resampling in ingest)
 #   blur_frac      Gaussian sigma as a fraction of the crop's width (lens, ink spread)
@@ -59,7 +62,7 @@ PRESETS: dict[str, dict[str, tuple[float, float]]] = {
         "paper_white": (0.95, 1.0), "paper_tint": (-0.01, 0.01), "black_level": (0.02, 0.06),
         "zoom": (CROP_ZOOM, CROP_ZOOM), "corner_jitter": (-0.005, 0.005),
         "contrast": (0.95, 1.05), "exposure": (0.95, 1.05), "white_balance": (-0.02, 0.02),
-        "light_gradient": (0.0, 0.02), "brightness": (-0.02, 0.02),
+        "light_gradient": (0.0, 0.02), "brightness": (-0.02, 0.02), "local_tone": (0.0, 0.0),
         "blur_px": (0.0, 0.3), "blur_frac": (0.0, 0.002),
         "read_noise": (0.0, 0.003), "shot_noise": (0.0, 0.004),
         "jpeg_quality": (90, 100),
@@ -69,7 +72,7 @@ PRESETS: dict[str, dict[str, tuple[float, float]]] = {
         "paper_white": (0.9, 0.97), "paper_tint": (-0.015, 0.015), "black_level": (0.07, 0.15),
         "zoom": (CROP_ZOOM, CROP_ZOOM), "corner_jitter": (-0.015, 0.015),
         "contrast": (0.9, 1.1), "exposure": (0.85, 1.05), "white_balance": (-0.06, 0.06),
-        "light_gradient": (0.0, 0.06), "brightness": (-0.04, 0.04),
+        "light_gradient": (0.0, 0.06), "brightness": (-0.04, 0.04), "local_tone": (0.0, 0.0),
         "blur_px": (0.2, 0.5), "blur_frac": (0.002, 0.005),
         "read_noise": (0.002, 0.006), "shot_noise": (0.004, 0.01),
         "jpeg_quality": (75, 95),
@@ -79,7 +82,7 @@ PRESETS: dict[str, dict[str, tuple[float, float]]] = {
         "paper_white": (0.82, 0.92), "paper_tint": (-0.025, 0.025), "black_level": (0.12, 0.22),
         "zoom": (CROP_ZOOM, CROP_ZOOM), "corner_jitter": (-0.04, 0.04),
         "contrast": (0.75, 1.25), "exposure": (0.7, 1.1), "white_balance": (-0.12, 0.12),
-        "light_gradient": (0.06, 0.2), "brightness": (-0.08, 0.08),
+        "light_gradient": (0.06, 0.2), "brightness": (-0.08, 0.08), "local_tone": (0.0, 0.0),
         "blur_px": (0.4, 0.8), "blur_frac": (0.005, 0.01),
         "read_noise": (0.006, 0.015), "shot_noise": (0.01, 0.02),
         "jpeg_quality": (40, 70),
@@ -102,7 +105,7 @@ _SHAPES: dict[str, tuple[int, ...]] = {
 PARAM_SHAPES: dict[str, tuple[int, ...]] = {
     "saturation": (), "gamma": (), "ink_cast": (3,), "paper_white": (3,), "black_level": (),
     "zoom": (), "corner_jitter": (4, 2), "contrast": (), "exposure": (), "white_balance": (3,),
-    "light_gradient": (2,), "brightness": (), "blur_px": (), "blur_frac": (),
+    "light_gradient": (2,), "brightness": (), "local_tone": (), "blur_px": (), "blur_frac": (),
     "read_noise": (), "shot_noise": (), "jpeg_quality": (),
 }
 
@@ -130,6 +133,9 @@ def sample_params(n: int, preset: str = "typical", seed: int = 0,
         raw[key] = lo + (hi - lo) * torch.rand((n, *shape), generator=gen, dtype=torch.float64)
     angle = 2 * math.pi * torch.rand(n, generator=gen, dtype=torch.float64)
     noise_seed = torch.randint(0, 2**62, (n,), generator=gen)
+    # Drawn last, so that adding it left every earlier draw of a seed as it was.
+    lo, hi = ranges["local_tone"]
+    tone = lo + (hi - lo) * torch.rand(n, generator=gen, dtype=torch.float64)
     ones = torch.ones(n, 1, dtype=torch.float64)
     wb = raw["white_balance"]
     p = {
@@ -139,7 +145,7 @@ def sample_params(n: int, preset: str = "typical", seed: int = 0,
         "contrast": raw["contrast"], "exposure": raw["exposure"],
         "white_balance": torch.cat([1 + wb[:, :1], ones, 1 + wb[:, 1:]], 1),
         "light_gradient": raw["light_gradient"][:, None] * torch.stack([angle.cos(), angle.sin()], 1),
-        "brightness": raw["brightness"], "blur_px": raw["blur_px"], "blur_frac": raw["blur_frac"],
+        "brightness": raw["brightness"], "local_tone": tone, "blur_px": raw["blur_px"], "blur_frac": raw["blur_frac"],
         "read_noise": raw["read_noise"], "shot_noise": raw["shot_noise"],
     }
     out = {k: v.to(device=device, dtype=torch.float32) for k, v in p.items()}
@@ -159,6 +165,7 @@ def identity_params(n: int, device: torch.device | str | None = None) -> dict[st
         "saturation": full(1), "gamma": full(1), "ink_cast": full(0, 3), "paper_white": full(1, 3),
         "black_level": full(0), "zoom": full(1), "corner_jitter": full(0, 4, 2), "contrast": full(1),
         "exposure": full(1), "white_balance": full(1, 3), "light_gradient": full(0, 2), "brightness": full(0),
+        "local_tone": full(0),
         "blur_px": full(0), "blur_frac": full(0), "read_noise": full(0), "shot_noise": full(0),
         "jpeg_quality": torch.full((n,), NO_JPEG, dtype=torch.int64, device=device),
         "noise_seed": torch.zeros((n,), dtype=torch.int64, device=device),

@@ -7,18 +7,21 @@ profile (:func:`profile_params`) picks, for each image, a photo of the profile
 and then one of that photo's crops, uniformly: the draws follow the fitted
 values with their correlations, and never leave the range that was seen.
 
-Format (``format_version`` 1)::
+Format (``format_version`` 2)::
 
-    {"format": "physical-channel-profile", "format_version": 1,
+    {"format": "physical-channel-profile", "format_version": 2,
      "tool_version": "...", "created": "ISO time",
      "fitted_on": {"experiment_id", "captures", "photos", "crops", "image_px",
-                   "rms_residual" (0-255 units), "converged", "jpeg": "..."},
+                   "rms_residual" (0-255 units), "converged", "steps", "seconds", "jpeg": "..."},
      "photos": [{"photo": name, "crops": n, "rms_residual",
                  "saturation", "ink_cast": [3], "paper_white": [3], "black_level",
                  "white_balance": [3], "blur_frac", "read_noise", "shot_noise",
                  "jpeg_quality": q (0: none), "photo_jpeg_quality": q or null,
                  "photo_px_per_pixel",
-                 "exposure": [n], "light_gradient": [n x 2], "corner_jitter": [n x 4 x 2]}, ...]}
+                 "exposure": [n], "light_gradient": [n x 2], "corner_jitter": [n x 4 x 2],
+                 "local_tone": [n]}, ...]}
+
+Version 1 (before ``local_tone``) is read too, its crops' ``local_tone`` 0.
 
 The parameters mean what they mean in :mod:`.presets` (``PARAM_SHAPES``);
 those a profile does not hold are neutral (``gamma`` 1, ``contrast`` 1,
@@ -38,13 +41,15 @@ from torch import Tensor
 from .presets import CROP_ZOOM, NO_JPEG, PRESETS, identity_params, sample_params
 
 PROFILE_FORMAT = "physical-channel-profile"
-PROFILE_VERSION = 1
+PROFILE_VERSION = 2
+READ_VERSIONS = (1, 2)
 # Per photo: name -> shape of its value.
 PHOTO_KEYS: dict[str, tuple[int, ...]] = {
     "saturation": (), "ink_cast": (3,), "paper_white": (3,), "black_level": (), "white_balance": (3,),
     "blur_frac": (), "read_noise": (), "shot_noise": (),
 }
-CROP_KEYS: dict[str, tuple[int, ...]] = {"exposure": (), "light_gradient": (2,), "corner_jitter": (4, 2)}
+CROP_KEYS: dict[str, tuple[int, ...]] = {"exposure": (), "light_gradient": (2,), "corner_jitter": (4, 2),
+                                         "local_tone": ()}
 
 
 class ProfileError(ValueError):
@@ -72,11 +77,15 @@ def check_profile(profile: Mapping[str, Any], where: str = "profile") -> dict[st
 
     if profile.get("format") != PROFILE_FORMAT:
         raise bad(f"not a channel profile (format {profile.get('format')!r}, expected {PROFILE_FORMAT!r})")
-    if profile.get("format_version") != PROFILE_VERSION:
-        raise bad(f"profile format_version {profile.get('format_version')!r}, this version reads {PROFILE_VERSION}")
+    version = profile.get("format_version")
+    if version not in READ_VERSIONS:
+        raise bad(f"profile format_version {version!r}, this version reads "
+                  f"{', '.join(str(v) for v in READ_VERSIONS)}")
     photos = profile.get("photos")
-    if not isinstance(photos, list) or not photos:
+    if not isinstance(photos, list) or not photos or not all(isinstance(ph, dict) for ph in photos):
         raise bad("no photos in the profile")
+    if version == 1:
+        photos = _upgraded(photos)
     for i, ph in enumerate(photos):
         for key, shape in PHOTO_KEYS.items():
             if key not in ph or _shape(ph[key]) != shape or not _finite(ph[key]):
@@ -90,7 +99,13 @@ def check_profile(profile: Mapping[str, Any], where: str = "profile") -> dict[st
         for key, shape in CROP_KEYS.items():
             if _shape(ph.get(key)) != (n, *shape) or not _finite(ph[key]):
                 raise bad(f"photo {i}: {key!r} must hold {n} values of shape {shape}")
-    return dict(profile)
+    return {**profile, "photos": photos}
+
+
+def _upgraded(photos: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A format-1 profile's photos with their crops' ``local_tone`` (none: 0); others as they are."""
+    return [ph if "local_tone" in ph else {**ph, "local_tone": [0.0] * len(ph.get("exposure", []))}
+            for ph in photos]
 
 
 def load_profile(path: str | Path) -> dict[str, Any]:
@@ -137,7 +152,7 @@ def profile_params(n: int, profile: Mapping[str, Any], seed: int = 0,
     float32 tensors shaped ``(n, *PARAM_SHAPES[k])``, ``jpeg_quality`` (n,) int64
     and ``noise_seed`` (n,) int64.
     """
-    photos = profile["photos"]
+    photos = _upgraded(profile["photos"])
     gen = torch.Generator().manual_seed(seed)
     which = torch.randint(0, len(photos), (n,), generator=gen)
     pick = torch.rand(n, generator=gen, dtype=torch.float64)
