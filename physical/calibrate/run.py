@@ -30,8 +30,8 @@ import numpy as np
 import torch
 
 from ..capture.codes import quad_side
-from ..capture.store import STATE_NAME, read_captures
-from ..channel.fit import FIT_STEPS, ChannelFit, fit_channel
+from ..capture.store import STATE_NAME, overlay_name, read_captures
+from ..channel.fit import FIT_STEPS, ChannelFit, Status, fit_channel
 from ..channel.presets import NO_JPEG
 from ..channel.profile import PROFILE_FORMAT, PROFILE_VERSION, check_profile
 from ..errors import PhysicalError
@@ -44,6 +44,16 @@ PROFILE_NAME = "channel-profile.json"
 MIN_CROPS = 20           # clean crops in all: fewer do not pin down a channel
 MIN_PHOTO_CROPS = 2      # clean crops of one photo: fewer are left out (its light is not constrained)
 JPEG_CROP_PX = 2.0       # photo px per crop px from which the photo's JPEG is left to blur and noise
+# A photo whose crops the fitted channel misses by more than this RMS (0-255 levels) does not show its
+# pictures as the channel can make them: crops swapped between pictures, of another print, or
+# misregistered (registered crops of the virtual camera's photos fit within 1-3 levels, its HDR
+# phone's within 4).
+MAX_PHOTO_RMS = 10.0
+# ... and a photo that fits this many times worse than the median photo is an outlier too (from
+# OUTLIER_MIN_RMS up: below it, every photo fits about as well as photos can).
+OUTLIER_FACTOR = 4.0
+OUTLIER_MIN_RMS = 5.0
+WORST_SHOWN = 3
 
 Progress = Callable[[str, int, int], None]
 
@@ -53,7 +63,7 @@ class CalibrateResult:
     profile: dict[str, Any]
     out: Path
     fit: ChannelFit
-    photos_left_out: list[str]
+    photos_left_out: list[str]        # too few clean crops, or excluded
 
 
 def _load(path: Path) -> np.ndarray:
@@ -71,15 +81,27 @@ def _quad_side(quad: str) -> float:
 
 
 def calibrate(captures: Path = Path("captures"), *, printouts: Path = Path("printouts"), out: Path | None = None,
-              steps: int = FIT_STEPS, progress: Progress | None = None,
-              warn: Callable[[str], None] | None = None) -> CalibrateResult:
+              steps: int = FIT_STEPS, exclude: list[str] | tuple[str, ...] = (), progress: Progress | None = None,
+              status: Status | None = None, warn: Callable[[str], None] | None = None) -> CalibrateResult:
     """Fit the channel to the clean crops in ``captures`` and write the profile to ``out``
-    (default ``captures/channel-profile.json``)."""
+    (default ``captures/channel-profile.json``).
+
+    ``steps``: the most gradient steps (the fit stops when it has converged);
+    ``exclude``: photo file names to leave out; ``status(steps, loss, drop)``:
+    the fit's progress every few steps (:func:`physical.channel.fit.fit_channel`).
+    Raises PhysicalError, writing nothing, when the fit does not converge or a
+    photo's crops do not fit (naming the photos that fit worst).
+    """
     progress = progress or (lambda stage, done, total: None)
     warn = warn or (lambda message: None)
     captures, printouts = Path(captures), Path(printouts)
     manifest = read_manifest(printouts)
     rows = [r for r in read_captures(captures, manifest) if r["variant"] == "clean"]
+    unknown = sorted(set(exclude) - {r["photo"] for r in rows})
+    if unknown:
+        raise PhysicalError(f"{captures}: --exclude {unknown[0]}: no clean crop of a photo of that name; "
+                            "name photos as captures/index.csv does (file names, e.g. IMG_0001.jpg)")
+    rows = [r for r in rows if r["photo"] not in set(exclude)]
     files = {(rec["id"], v["name"]): printouts / v["file"] for rec in manifest["images"] for v in rec["variants"]}
     by_photo: dict[str, list[dict[str, str]]] = {}
     for r in rows:
@@ -121,14 +143,8 @@ def calibrate(captures: Path = Path("captures"), *, printouts: Path = Path("prin
 
     x, y = tensor(digital), tensor(crops)
     photo_t = torch.tensor(photo, dtype=torch.int64)
-    progress("fit", 0, 1)
-    fit = fit_channel(x, y, photo_t, steps=steps)
-    progress("fit", 1, 1)
-    if not fit.converged:
-        h = fit.loss_history
-        raise PhysicalError(f"{captures}: the channel fit did not converge in {steps} steps (loss "
-                            f"{h[len(h) * 3 // 4]:.3g} -> {h[-1]:.3g} over the last quarter); no profile written. "
-                            "Try --steps with more steps")
+    fit = fit_channel(x, y, photo_t, steps=steps, status=status)
+    _check_fit(fit, [(used[sha][0]["photo"], len(used[sha]), overlay_name(sha)) for sha in shas], steps, captures)
     width = x.shape[-1]
     photos = []
     for j, sha in enumerate(shas):
@@ -152,13 +168,38 @@ def calibrate(captures: Path = Path("captures"), *, printouts: Path = Path("prin
         "fitted_on": {"experiment_id": manifest["experiment_id"], "captures": str(captures.resolve()),
                       "photos": len(photos), "crops": n_crops, "image_px": width,
                       "rms_residual": round(fit.rms_all * 255, 3), "converged": fit.converged, "steps": len(fit.loss_history),
+                      "seconds": round(fit.seconds, 1), "excluded": sorted(exclude),
                       "jpeg": f"the photo's quality where a crop pixel spans under {JPEG_CROP_PX:g} photo pixels, "
                               "else none (its loss is in the blur and noise)"},
         "photos": photos,
     }, "fitted profile")
     out = Path(out) if out is not None else captures / PROFILE_NAME
     write_atomic(out, (json.dumps(profile, indent=1) + "\n").encode("utf-8"))
-    return CalibrateResult(profile=profile, out=out, fit=fit, photos_left_out=left_out)
+    return CalibrateResult(profile=profile, out=out, fit=fit, photos_left_out=sorted([*left_out, *exclude]))
+
+
+def _check_fit(fit: ChannelFit, photos: list[tuple[str, int, str]], steps: int, captures: Path) -> None:
+    """Raise, naming the photos that fit worst, unless the fit converged and every photo fits.
+    ``photos``: (name, clean crops, overlay path in ``captures``) of each photo fitted."""
+    rms = fit.rms.numpy() * 255
+    median = float(np.median(rms))
+    bad = (rms > MAX_PHOTO_RMS) | ((rms > OUTLIER_FACTOR * median) & (rms > OUTLIER_MIN_RMS))
+    if fit.converged and not bad.any():
+        return
+    order = np.argsort(-rms)
+    shown = [int(j) for j in order if bad[j]][:WORST_SHOWN] or [int(j) for j in order[:WORST_SHOWN]]
+    worst = ", ".join(f"{photos[j][0]} (RMS {rms[j]:.1f} of 255 over {photos[j][1]} crops; "
+                      f"{captures / photos[j][2]})" for j in shown)
+    more = f" and {int(bad.sum()) - len(shown)} more" if bad.sum() > len(shown) else ""
+    if bad.any():
+        why = (f"the crops of {worst}{more} do not match their pictures as a print and photo can (the others "
+               f"fit within {median:.1f} of 255 at the median): swapped, of another print, or misregistered")
+    else:
+        h = fit.loss_history
+        why = (f"the fit did not settle in {steps} steps (loss {h[len(h) * 3 // 4]:.3g} -> {h[-1]:.3g} over the "
+               f"last quarter); the photos that fit worst: {worst}")
+    raise PhysicalError(f"{captures}: {why}; no profile written. Look at their overlays, then leave them out "
+                        "with --exclude NAME or photograph those pages again")
 
 
 def _round(value: Any) -> Any:
@@ -176,7 +217,7 @@ def summarise(profile: dict[str, Any]) -> list[tuple[str, str]]:
         vals = np.array([p[key] for p in photos], np.float64).reshape(len(photos), -1)
         med, lo, hi = np.median(vals, 0), vals.min(0), vals.max(0)
         lines.append((key, "  ".join(f"{m:.3f} ({a:.3f}-{b:.3f})" for m, a, b in zip(med, lo, hi))))
-    for key in ("exposure", "light_gradient", "corner_jitter"):
+    for key in ("exposure", "light_gradient", "local_tone", "corner_jitter"):
         vals = np.concatenate([np.array(p[key], np.float64).reshape(len(p[key]), -1) for p in photos])
         lines.append((key, f"spread (std over crops) {float(vals.std(0).mean()):.4f}"))
     q = [p["photo_jpeg_quality"] for p in photos if p["photo_jpeg_quality"] is not None]

@@ -50,7 +50,7 @@ from .crops import Target, clean_pictures, crop_slot, digital_targets, safe_name
 from .overlay import draw_overlay
 from .register import Scan, SlotFit, count_reasons, scan_photo
 from .verify import check_crop
-from .store import (CROPS_DIR, OVERLAYS_DIR, STATE_FORMAT, STATE_FORMAT_VERSION, list_photos, read_index,
+from .store import (CROPS_DIR, STATE_FORMAT, STATE_FORMAT_VERSION, list_photos, overlay_name, read_index,
                     read_state, write_index, write_state)
 
 # Registration quality, relative to the size of a QR module in the photo.
@@ -274,7 +274,7 @@ def _ingest_one(path: Path, name: str, experiment_id: str, pages: dict[int, Page
     gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
     scan = scan_photo(gray, experiment_id, pages, dec)
     key = sha[:12]
-    overlay_rel = f"{OVERLAYS_DIR}/{key}.jpg"
+    overlay_rel = overlay_name(sha)
 
     def skipped(reason: str, dropped: Sequence[dict[str, Any]] = ()) -> tuple[PhotoOutcome, list[dict[str, str]]]:
         try:

@@ -25,6 +25,13 @@ CROPS_DIR = "crops"
 OVERLAYS_DIR = "overlays"
 STATE_FORMAT = "physical-captures"
 STATE_FORMAT_VERSION = 1
+
+
+def overlay_name(sha256: str) -> str:
+    """A photo's overlay, relative to ``captures/``: named by its checksum's first 12 digits, as its crops' folder."""
+    return f"{OVERLAYS_DIR}/{sha256[:12]}.jpg"
+
+
 INDEX_COLUMNS = ("photo", "photo_sha256", "page", "slot", "image_id", "variant", "crop", "digital",
                  "markers_used", "reprojection_px", "quad", "residual_pct", "warnings")
 
