@@ -262,6 +262,65 @@ def test_cli_reports_errors_in_one_line(tmp_path):
     assert "error:" in result.output and "make-sheets" in result.output
 
 
+# ---------------------------------------------------------------- the phones
+
+def test_a_phone_draws_after_the_plain_camera_and_replaces_only_what_it_says():
+    """The hdr phone's photos differ from the plain ones only in its light, white balance, paper, HDR
+    and lens: every other draw (and so every plain photo of before) is unchanged."""
+    for seed, page, k in ((0, 1, 1), (3, 2, 2), (7, 5, 1)):
+        plain = sample_params("normal", seed, page, k, A4)
+        assert plain == sample_params("normal", seed, page, k, A4, phone="plain") and "phone" not in plain["camera"]
+        hdr = sample_params("normal", seed, page, k, A4, phone="hdr")
+        replaced = {"print": {"paper", "paper_white", "paper_tint"},
+                    "camera": {"phone", "illuminant", "white_balance", "colour_gradient", "colour_gradient_deg",
+                               "hdr", "barrel", "distortion"},
+                    "scene": {"fill", "shift_px"}}       # the framing follows the barrel lens
+        for group, keys in replaced.items():
+            assert {key: v for key, v in hdr[group].items() if key not in keys} == \
+                   {key: v for key, v in plain[group].items() if key not in keys}, group
+        assert hdr["camera"]["distortion"]["k1"] == -hdr["camera"]["barrel"] < 0     # barrel
+        assert {k_: v for k_, v in hdr["camera"]["distortion"].items() if k_ != "k1"} == \
+               {k_: v for k_, v in plain["camera"]["distortion"].items() if k_ != "k1"}
+    with pytest.raises(PhysicalError, match="--phone ipad: choose one of plain, hdr"):
+        sample_params("normal", 0, 1, 1, A4, phone="ipad")
+
+
+def test_hdr_phone_white_balance_spans_tungsten_to_daylight():
+    cams = [sample_params("normal", seed, 1, 1, A4, phone="hdr")["camera"] for seed in range(200)]
+    for cam in cams:
+        assert max(cam["white_balance"]) == 1.0          # exposed for the brightest channel
+    ratio = {light: [c["white_balance"][0] / c["white_balance"][2] for c in cams if c["illuminant"] == light]
+             for light in ("daylight", "tungsten", "mixed")}
+    assert min(ratio["tungsten"]) > 1.3 and max(ratio["tungsten"]) > 1.95     # up to 2x apart
+    assert 0.84 < min(ratio["daylight"]) and max(ratio["daylight"]) < 1.18
+    assert all(c["colour_gradient"] > 0 for c in cams if c["illuminant"] == "mixed")
+    assert all(c["colour_gradient"] == 0 for c in cams if c["illuminant"] != "mixed")
+    papers = [sample_params("normal", seed, 1, 1, A4, phone="hdr")["print"] for seed in range(60)]
+    assert {p["paper"] for p in papers} == {"office", "recycled", "bright"}
+    assert min(p["paper_white"] for p in papers) < 0.84 and max(p["paper_white"] for p in papers) > 0.96
+
+
+def test_local_tone_map_lifts_dark_regions_and_keeps_the_brightest():
+    from physical.capture.camera import local_tone_map
+
+    cam = {"hdr": {"compression": 0.5, "detail": 1.0, "sigma": 0.02}}
+    flat = np.full((300, 400, 3), 120, np.uint8)
+    assert np.array_equal(local_tone_map(flat, cam), flat)            # nothing to compress
+    assert local_tone_map(flat, {}) is flat                           # the plain phone has none
+    img = np.full((300, 400, 3), 200, np.uint8)
+    img[:, :200] = 50                                                  # a dark half, a bright half
+    out = local_tone_map(img, cam).astype(float)
+    dark, bright = out[100:200, 20:120].mean(), out[100:200, 280:380].mean()
+    # Far from the edge each half's base is its own level: compressed by half on the log scale, the
+    # 4x between them becomes 2x (the dark half lifted, the bright one tamed) ...
+    assert bright / dark == pytest.approx(2.0, rel=0.05) and dark > 50 and bright < 200
+    # ... then the frame is scaled so that its brightest 1 % keeps its level: the bright pixels by the
+    # edge, whose surroundings are darker (the halo of local tone mapping); the scale is found at a
+    # quarter of the resolution, so to within a few levels.
+    assert np.percentile(out[..., 1], 99) == pytest.approx(200, rel=0.05)
+    assert out[..., 0].tolist() == out[..., 2].tolist()                # the same gain in every channel
+
+
 # ---------------------------------------------------------------- the exact geometry
 
 A4 = (210.0, 297.0)

@@ -39,7 +39,7 @@ framing), :mod:`.geometry` (the forward model), :mod:`.occluder`,
 vignetting, white balance, noise, sharpening, JPEG) and :mod:`.pipeline`
 (:func:`make_photo`, :func:`photo_truth`, :func:`simulate_photos`). This
 package re-exports their public functions and classes, and the constants
-:data:`GROUND_TRUTH_NAME`, :data:`DIFFICULTIES`, :data:`PRESETS` and
+:data:`GROUND_TRUTH_NAME`, :data:`DIFFICULTIES`, :data:`PRESETS`, :data:`PHONES` and
 :data:`FOCAL_FRACTION`.
 
 Difficulty presets are in :data:`PRESETS` (one dict of parameter ranges per
@@ -59,6 +59,16 @@ preset):
   distortion, an occluder over a corner code and a cut corner in most
   photos, often QR modules of ~3 px; light, blur and noise as ``hard``.
 
+The phone's own processing is a second choice, :data:`PHONES` (``phone=``,
+``--phone``): ``plain`` (the default, the camera above) or ``hdr``, a
+current phone in a user's home: auto white balance under daylight,
+tungsten or mixed light (residual casts up to 2x apart between red and
+blue, and across the frame under mixed light), office, recycled or
+bright-white paper, HDR local tone mapping that lifts shadows and tames
+highlights region by region, and a wide-angle lens's residual barrel
+distortion. Its draws come after every plain draw, from their own seeds: a
+plain photo is the same with or without them.
+
 Determinism: the print of page ``p`` is seeded from ``(seed, p)`` (all photos
 of a page show the same physical printout); everything else in photo ``k``
 of page ``p`` is seeded from ``(seed, p, k)`` (the sheet's shape, the lens
@@ -75,6 +85,7 @@ Outputs, all in ``out/`` (default ``photos/``):
         "page": 1,                      # page number in the manifest (1-based)
         "index": 1,                     # k, the photo's number for this page
         "difficulty": "normal",
+        "phone": "plain",
         "seed": 0,
         "width": 3024, "height": 4032,  # the image as displayed (EXIF applied)
         "exif_orientation": 1,          # EXIF tag 0x0112 written in the JPEG (1, 3, 6 or 8)
@@ -116,16 +127,16 @@ Outputs, all in ``out/`` (default ``photos/``):
 from .geometry import (CurlProfile, PhotoGeometry, curl_profile, distort, page_homography, page_to_photo,
                        photo_frame, project, undistort)
 from .occluder import occluder_coverage, occluder_shape, sample_occluder
-from .optics import (apply_gain, blur_kernel, encode_jpeg, lens_blur, sensor_noise, sharpen, vignetting_field,
-                     white_balance)
+from .optics import (apply_gain, blur_kernel, encode_jpeg, lens_blur, local_tone_map, sensor_noise, sharpen,
+                     vignetting_field, white_balance)
 from .params import sample_params
 from .pipeline import make_photo, photo_name, photo_truth, simulate_photos
-from .presets import DIFFICULTIES, FOCAL_FRACTION, GROUND_TRUTH_NAME, PRESETS
+from .presets import DIFFICULTIES, FOCAL_FRACTION, GROUND_TRUTH_NAME, PHONES, PRESETS
 from .scene import background, compose_scene, light_field, occluder_layer, paper_shading, print_page, shadow_field
 
-__all__ = ["CurlProfile", "DIFFICULTIES", "FOCAL_FRACTION", "GROUND_TRUTH_NAME", "PRESETS", "PhotoGeometry",
+__all__ = ["CurlProfile", "DIFFICULTIES", "FOCAL_FRACTION", "GROUND_TRUTH_NAME", "PHONES", "PRESETS", "PhotoGeometry",
            "apply_gain", "background", "blur_kernel", "compose_scene", "curl_profile", "distort", "encode_jpeg",
-           "lens_blur", "light_field", "make_photo", "occluder_coverage", "occluder_layer",
+           "lens_blur", "light_field", "local_tone_map", "make_photo", "occluder_coverage", "occluder_layer",
            "occluder_shape", "page_homography", "page_to_photo", "paper_shading", "photo_frame", "photo_name",
            "photo_truth", "print_page", "project", "sample_occluder", "sample_params", "sensor_noise", "shadow_field",
            "sharpen", "simulate_photos", "undistort", "vignetting_field", "white_balance"]

@@ -1,4 +1,4 @@
-"""Stage 3 of a photo, the phone itself: vignetting, white balance, blur, noise, sharpening, JPEG.
+"""Stage 3 of a photo, the phone itself: vignetting, white balance, blur, noise, local tone, sharpening, JPEG.
 
 The lens's distortion is part of the geometry (:func:`.geometry.distort`):
 it moves pixels, these change their values.
@@ -29,22 +29,34 @@ def vignetting_field(camera: dict[str, Any], frame: tuple[int, int]) -> np.ndarr
     return (1 - camera["vignetting"] * r2).astype(np.float32)
 
 
-def white_balance(camera: dict[str, Any]) -> np.ndarray:
-    """Auto white balance error: per-channel gains (R, 1, B).
+def white_balance(camera: dict[str, Any], frame: tuple[int, int]) -> np.ndarray:
+    """Auto white balance error: per-channel gains (R, G, B), (3,) or a (h, w, 3) field at 1/GAIN_FACTOR.
 
     R and B gains within 1 +- 0.02 easy, 0.06 normal, 0.12 hard (a
-    tungsten-warm or shade-blue tint).
+    tungsten-warm or shade-blue tint) with the plain phone; the ``hdr``
+    phone's residual casts of daylight, tungsten and mixed light (presets'
+    ``PHONES``), and under mixed light a cast that changes across the frame:
+    R and B gains ``1 +- colour_gradient`` from one side to the other,
+    towards ``colour_gradient_deg``.
     """
-    return np.array(camera["white_balance"], dtype=np.float32)
+    gains = np.array(camera["white_balance"], dtype=np.float32)
+    amount = camera.get("colour_gradient", 0.0)
+    if not amount:
+        return gains
+    xs, ys, _ = _grid(frame, GAIN_FACTOR)
+    a = math.radians(camera["colour_gradient_deg"])
+    s = np.clip(xs * math.cos(a) + ys * math.sin(a), -1, 1) * amount
+    return gains * np.stack([1 + s, np.ones_like(s), 1 - s], -1).astype(np.float32)
 
 
 def apply_gain(img: np.ndarray, *fields: np.ndarray, channel_gains: np.ndarray) -> np.ndarray:
-    """Multiply the frame by low-resolution gain fields (upsampled once) and per-channel gains."""
+    """Multiply the frame by low-resolution gain fields (upsampled once) and per-channel gains
+    ((3,), or a (h, w, 3) field at the fields' resolution)."""
     H, W = img.shape[:2]
     g = fields[0]
     for f in fields[1:]:
         g = g * f
-    g3 = g[..., None] * channel_gains[None, None, :]
+    g3 = g[..., None] * channel_gains
     full = cv2.resize(g3.astype(np.float32), (W, H), interpolation=cv2.INTER_LINEAR)
     return cv2.multiply(img, full, dtype=cv2.CV_8U)
 
@@ -111,6 +123,40 @@ def sensor_noise(img: np.ndarray, camera: dict[str, Any]) -> np.ndarray:
     noise = n[..., None] + chroma
     full = cv2.resize(noise, (W, H), interpolation=cv2.INTER_LINEAR)
     return cv2.add(img, full, dtype=cv2.CV_8U)
+
+
+def local_tone_map(img: np.ndarray, camera: dict[str, Any]) -> np.ndarray:
+    """HDR local tone mapping, as current phones apply to every photo (the ``hdr`` phone only).
+
+    On the log luminance ``l``: its base layer ``b`` (a Gaussian of ``sigma``
+    0.01-0.03 x the frame's long side, 40-120 px: a region of the page, a
+    picture and its margin) is compressed about the frame's median ``m`` by
+    ``compression`` 0.45-0.75, the detail ``l - b`` around it amplified by
+    ``detail`` 1.0-1.25: each pixel's gain is ``exp((compression - 1)(b - m)
+    + (detail - 1)(l - b))``, the same in the three channels (colour kept).
+    Dark regions are lifted and bright ones tamed, each by its own
+    surroundings, then the whole frame scaled so that its brightest 1 %
+    keeps its level (the phone's highlight target). The base is computed at
+    a quarter of the resolution; noise already in the frame is amplified
+    with it, as in a phone.
+    """
+    hdr = camera.get("hdr")
+    if not hdr:
+        return img
+    H, W = img.shape[:2]
+    f = 4
+    small = cv2.resize(img, (math.ceil(W / f), math.ceil(H / f)), interpolation=cv2.INTER_AREA)
+    lum_small = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY).astype(np.float32) / 255
+    base = cv2.GaussianBlur(np.log(np.maximum(lum_small, 1 / 255)), (0, 0), hdr["sigma"] * max(W, H) / f)
+    c, d = hdr["compression"], hdr["detail"]
+    log_small = np.log(np.maximum(lum_small, 1 / 255))
+    gain_small = np.exp((c - 1) * (base - np.median(base)) + (d - 1) * (log_small - base))
+    scale = np.percentile(lum_small, 99) / max(float(np.percentile(lum_small * gain_small, 99)), 1e-6)
+    base_full = cv2.resize(base, (W, H), interpolation=cv2.INTER_LINEAR)
+    lum = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY).astype(np.float32) / 255
+    log_gain = (c - 1) * (base_full - np.median(base)) + (d - 1) * (np.log(np.maximum(lum, 1 / 255)) - base_full)
+    gain = np.exp(log_gain, out=log_gain) * np.float32(scale)
+    return cv2.multiply(img, cv2.merge([gain, gain, gain]), dtype=cv2.CV_8U)
 
 
 def sharpen(img: np.ndarray, camera: dict[str, Any]) -> np.ndarray:

@@ -15,11 +15,12 @@ import numpy as np
 from ...sheets.layout import marker_rects
 from .geometry import PhotoGeometry, _outline, photo_frame
 from .occluder import sample_occluder
-from .presets import BACKGROUNDS, CORNERS, FRAME_MARGIN_PX, MIN_MODULE_PX, QR_MODULES, _check_difficulty, _rng, _u
+from .presets import (BACKGROUNDS, CORNERS, FRAME_MARGIN_PX, MIN_MODULE_PX, QR_MODULES, _check_difficulty, _check_phone,
+                      _pick, _rng, _u)
 
 
 def sample_params(difficulty: str, seed: int, page: int, k: int,
-                  page_size_mm: tuple[float, float] = (210.0, 297.0)) -> dict[str, Any]:
+                  page_size_mm: tuple[float, float] = (210.0, 297.0), phone: str = "plain") -> dict[str, Any]:
     """Draw every random parameter of photo ``k`` of ``page``; cheap (no pixels).
 
     The ``print`` group is seeded from ``(seed, page)``, the rest from
@@ -32,9 +33,13 @@ def sample_params(difficulty: str, seed: int, page: int, k: int,
     MIN_MODULE_PX px modules (the farthest a user holds the phone) and
     lowered until the curled, distorted page is wholly in the frame;
     ``shift_px`` moves the page so that the cut corner, if any, leaves the
-    frame.
+    frame. A ``phone`` other than ``plain`` (:data:`.presets.PHONES`) draws
+    its own from ``(seed, page, 2)`` (the paper) and ``(seed, page, k, 2)``
+    after all of the above, which it leaves as drawn except where it
+    replaces them: a plain phone's photos are those of before.
     """
     pr = _check_difficulty(difficulty)
+    ph = _check_phone(phone)
     r = _rng(seed, page)
     printing = {
         "paper_white": _u(r, pr["paper_white"]),
@@ -104,8 +109,30 @@ def sample_params(difficulty: str, seed: int, page: int, k: int,
         orientation = int(r.choice([6, 8])) if portrait else 3
     camera["exif_orientation"] = orientation
     params = {"print": printing, "scene": scene, "camera": camera}
+    if ph:
+        _sample_phone(ph, _rng(seed, page, 2), _rng(seed, page, k, 2), params)
+        camera["phone"] = phone
     _sample_shape_and_framing(pr, _rng(seed, page, k, 1), params, (float(w), float(h)))
     return params
+
+
+def _sample_phone(ph: dict[str, Any], page_rng: np.random.Generator, rng: np.random.Generator,
+                  params: dict[str, Any]) -> None:
+    """A phone's paper (per page), light, white balance, HDR and lens (in place; ranges in ``PHONES``)."""
+    printing, camera = params["print"], params["camera"]
+    paper = _pick(page_rng, ph["paper"])
+    printing.update(paper=paper, paper_white=_u(page_rng, ph["paper_white"][paper]),
+                    paper_tint=[_u(page_rng, r) for r in ph["paper_tint"][paper]])
+    light = _pick(rng, ph["illuminant"])
+    (r_lo_hi, b_lo_hi) = ph["awb"][light]
+    gains = np.array([_u(rng, r_lo_hi), 1.0, _u(rng, b_lo_hi)])
+    camera["illuminant"] = light
+    camera["white_balance"] = [round(float(v), 6) for v in gains / gains.max()]
+    camera["colour_gradient"] = (_u(rng, ph["mixed_gradient"]) if light == "mixed" else 0.0)
+    camera["colour_gradient_deg"] = _u(rng, (0.0, 360.0))
+    camera["hdr"] = {"compression": _u(rng, ph["hdr_compression"]), "detail": _u(rng, ph["hdr_detail"]),
+                     "sigma": _u(rng, ph["hdr_sigma"])}
+    camera["barrel"] = _u(rng, ph["barrel"])
 
 
 def _sample_shape_and_framing(pr: dict[str, Any], g: np.random.Generator, params: dict[str, Any],
@@ -138,6 +165,8 @@ def _sample_shape_and_framing(pr: dict[str, Any], g: np.random.Generator, params
     camera["distortion"] = {"k1": _u(g, (-pr["k1"], pr["k1"])), "k2": _u(g, (-pr["k2"], pr["k2"])),
                             "p1": _u(g, (-pr["tangential"], pr["tangential"])),
                             "p2": _u(g, (-pr["tangential"], pr["tangential"]))}
+    if camera.get("barrel"):     # a wide-angle lens's residual barrel, on top of the small terms
+        camera["distortion"]["k1"] = round(-camera["barrel"], 6)
     occluder = g.random() < pr["occluder_prob"]
     occ_rng = _rng(int(g.integers(0, 2**31)))
     cut = g.random() < pr["cut_prob"]

@@ -20,9 +20,10 @@ from ...sheets.layout import Page
 from ...sheets.manifest import MANIFEST_NAME, manifest_pages, read_manifest
 from .geometry import PhotoGeometry
 from .occluder import occluder_coverage
-from .optics import apply_gain, encode_jpeg, lens_blur, sensor_noise, sharpen, vignetting_field, white_balance
+from .optics import (apply_gain, encode_jpeg, lens_blur, local_tone_map, sensor_noise, sharpen, vignetting_field,
+                     white_balance)
 from .params import sample_params
-from .presets import GROUND_TRUTH_NAME, PDF_NAME, QR_MODULES, _check_difficulty
+from .presets import GROUND_TRUTH_NAME, PDF_NAME, QR_MODULES, _check_difficulty, _check_phone
 from .scene import (_PhotoGrid, background, compose_scene, light_field, occluder_layer, paper_shading, print_page,
                     shadow_field)
 
@@ -78,9 +79,10 @@ def make_photo(renderer: _PageRenderer, page: Page, index: int, params: dict[str
     img = occluder_layer(img, scene, grid)
     img = apply_gain(img, light_field(scene, frame), shadow_field(scene, Hm, page.size_mm, frame, grid),
                      paper_shading(scene, grid), vignetting_field(camera, frame),
-                     channel_gains=white_balance(camera))
+                     channel_gains=white_balance(camera, frame))
     img = lens_blur(img, camera)
     img = sensor_noise(img, camera)
+    img = local_tone_map(img, camera)
     img = sharpen(img, camera)
     return encode_jpeg(img, camera), Hm, frame
 
@@ -146,20 +148,25 @@ def simulate_photos(
     per_page: int = 1,
     seed: int = 0,
     difficulty: str = "normal",
+    phone: str = "plain",
     progress: Callable[[int, int], None] | None = None,
 ) -> list[Path]:
     """Write ``per_page`` synthetic phone photos of every page of ``printouts/sheets.pdf`` to ``out``.
 
     Also merges their ground truth into ``out/ground-truth.json`` (format in
     the docstring of :mod:`physical.capture.camera`). Returns the photo paths in page order.
-    ``progress(done, total)`` is called as photos are written.
+    ``progress(done, total)`` is called as photos are written. ``phone``:
+    ``plain`` or ``hdr`` (:data:`.presets.PHONES`: auto white balance under
+    tungsten, daylight and mixed light, recycled and bright-white paper, HDR
+    local tone mapping, a wide-angle lens).
 
     Raises:
-        PhysicalError: missing or broken printouts, a bad difficulty,
+        PhysicalError: missing or broken printouts, a bad difficulty or phone,
             ``per_page`` < 1, or an ``out`` that is not a folder.
     """
     printouts, out = Path(printouts), Path(out)
     _check_difficulty(difficulty)
+    _check_phone(phone)
     if isinstance(per_page, bool) or not isinstance(per_page, int) or per_page < 1:
         raise PhysicalError(f"--per-page {per_page}: must be an integer of at least 1")
     if not printouts.is_dir():
@@ -189,7 +196,7 @@ def simulate_photos(
     try:
         for index, page in enumerate(pages):
             for k in range(1, per_page + 1):
-                params = sample_params(difficulty, seed, page.number, k, page.size_mm)
+                params = sample_params(difficulty, seed, page.number, k, page.size_mm, phone=phone)
                 data, Hm, (W, H) = make_photo(renderer, page, index, params)
                 truth = photo_truth(params, page)
                 name = photo_name(experiment_id, page.number, k)
@@ -197,7 +204,7 @@ def simulate_photos(
                 written.append(out / name)
                 entries[name] = {
                     "experiment_id": experiment_id, "page": page.number, "index": k,
-                    "difficulty": difficulty, "seed": seed, "width": W, "height": H,
+                    "difficulty": difficulty, "phone": phone, "seed": seed, "width": W, "height": H,
                     "exif_orientation": params["camera"]["exif_orientation"],
                     "homography": [[float(v) for v in row] for row in Hm],
                     **truth,

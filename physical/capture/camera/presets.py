@@ -106,6 +106,38 @@ PRESETS: dict[str, dict[str, Any]] = {
     },
 }
 DIFFICULTIES = tuple(PRESETS)
+
+# The phone's own processing, on top of a difficulty. ``plain``: the camera above, whose tone is global
+# and whose auto white balance errs within the difficulty's ``white_balance`` (the photos of every finding
+# before 0.3). ``hdr``: a current phone in a user's home, which every photo goes through:
+# * the light: daylight, tungsten or both mixed (``illuminant``); auto white balance leaves a residual cast,
+#   per-channel (R, B) gains relative to green drawn from ``awb`` per illuminant (under tungsten it
+#   under-corrects, as phones keep some warmth: red up to 1.4, blue down to 0.65, 2x apart), the gains
+#   scaled so that the strongest is 1 (the photo is exposed for its brightest channel); under mixed light
+#   the cast also changes across the frame (``mixed_gradient``: R and B gains up and down by that much from
+#   one side to the other, a window on one side and a lamp on the other);
+# * the paper: office, recycled (darker, warm-grey) or bright-white (optical brighteners: bluish), drawn per
+#   page (``paper``, ``paper_white``, ``paper_tint`` per channel), in place of the difficulty's;
+# * HDR local tone mapping (:func:`.optics.local_tone_map`): the log luminance's base layer (a Gaussian of
+#   ``hdr_sigma`` x the frame's long side) compressed by ``hdr_compression`` about the frame's median,
+#   the detail around it amplified by ``hdr_detail``: shadows lifted and highlights tamed region by region;
+# * a wide-angle main lens whose correction leaves some barrel distortion (``barrel``: k1 = -0.01..-0.03).
+PHONES: dict[str, dict[str, Any]] = {
+    "plain": {},
+    "hdr": {
+        "illuminant": {"daylight": 0.4, "tungsten": 0.35, "mixed": 0.25},
+        "awb": {"daylight": ((0.92, 1.08), (0.92, 1.08)), "tungsten": ((1.15, 1.4), (0.65, 0.85)),
+                "mixed": ((1.0, 1.25), (0.75, 1.0))},
+        "mixed_gradient": (0.05, 0.15),
+        "paper": {"office": 0.5, "recycled": 0.25, "bright": 0.25},
+        "paper_white": {"office": (0.90, 0.95), "recycled": (0.78, 0.88), "bright": (0.95, 0.99)},
+        "paper_tint": {"office": ((-0.015, 0.015), (-0.015, 0.015), (-0.015, 0.015)),
+                       "recycled": ((0.0, 0.03), (-0.01, 0.01), (-0.07, -0.02)),
+                       "bright": ((-0.03, 0.0), (-0.01, 0.01), (0.01, 0.05))},
+        "hdr_compression": (0.45, 0.75), "hdr_detail": (1.0, 1.25), "hdr_sigma": (0.01, 0.03),
+        "barrel": (0.01, 0.03),
+    },
+}
 BACKGROUNDS = ("wood", "table", "fabric")
 # Occluder colours (linear-ish sRGB 0..1 before the camera's gains): skin
 # tones from very light to very dark, and common pen barrels.
@@ -122,6 +154,18 @@ def _rng(*key: int) -> np.random.Generator:
 def _u(rng: np.random.Generator, lo_hi: tuple[float, float]) -> float:
     lo, hi = lo_hi
     return round(float(rng.uniform(lo, hi)), 6)
+
+
+def _check_phone(phone: str) -> dict[str, Any]:
+    if phone not in PHONES:
+        raise PhysicalError(f"--phone {phone}: choose one of {', '.join(PHONES)}")
+    return PHONES[phone]
+
+
+def _pick(rng: np.random.Generator, weights: dict[str, float]) -> str:
+    names = list(weights)
+    p = np.array([weights[k] for k in names], dtype=float)
+    return str(names[int(rng.choice(len(names), p=p / p.sum()))])
 
 
 def _check_difficulty(difficulty: str) -> dict[str, Any]:
