@@ -1,11 +1,15 @@
 """Benchmark: does a calibrated channel predict the photographed figures? And how long does calibrate take?
 
-    python bench/calibration.py                       # fit on 100 pictures, predict 400 others
+    python bench/calibration.py                       # fit on 100 pictures, predict 400 others (plain phone)
+    python bench/calibration.py --phones plain,hdr    # the same for each phone of the virtual camera
     python bench/calibration.py --fit 40 --predict 100 --work /tmp/cal   # smaller, keeps its folders
     python bench/calibration.py --timing-only 1000    # calibrate on ~1,000 clean crops (77 photos), timed
 
 Two experiments on the demo model, each printed and photographed by the
-virtual camera (``physical simulate-photos``, normal: one photo per page):
+virtual camera (``physical simulate-photos``, normal: one photo per page),
+with each phone of ``--phones`` (the same prints; ``hdr``: HDR local tone
+mapping, auto white balance under tungsten, daylight and mixed light,
+recycled and bright-white paper):
 
 - **fit**: ``--fit`` pictures of CIFAR-10's *training* set (never the pictures
   predicted), photographed with camera seed 2, ingested, then ``physical
@@ -37,20 +41,22 @@ SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10"
 MIN_N = 30
 
 
-def experiment(root: Path, images: Path, count: int, seed: int, camera_seed: int, **sheets: object
-               ) -> tuple[Path, Path]:
+def experiment(root: Path, images: Path, count: int, seed: int, camera_seed: int, phone: str = "plain",
+               **sheets: object) -> tuple[Path, Path]:
+    """``root/printouts`` (made once), photographed by ``phone`` and ingested into ``root/<phone>/``."""
     from physical.capture.camera import simulate_photos
     from physical.capture.run import ingest
     from physical.sheets.run import make_sheets
 
-    printouts, photos, captures = root / "printouts", root / "photos", root / "captures"
+    printouts, photos, captures = root / "printouts", root / phone / "photos", root / phone / "captures"
     if not (captures / "index.csv").exists():
         t = time.perf_counter()
-        make_sheets(printouts, images=images, count=count, seed=seed, force=True, **sheets)
-        simulate_photos(printouts, photos, per_page=1, seed=camera_seed, difficulty="normal")
+        if not (printouts / "manifest.json").exists():
+            make_sheets(printouts, images=images, count=count, seed=seed, force=True, **sheets)
+        simulate_photos(printouts, photos, per_page=1, seed=camera_seed, difficulty="normal", phone=phone)
         ingest(photos, printouts=printouts, out=captures)
-        print(f"{root.name}: {count} pictures made, photographed and ingested in {time.perf_counter() - t:.0f} s",
-              flush=True)
+        print(f"{root.name}, {phone} phone: {count} pictures made, photographed and ingested in "
+              f"{time.perf_counter() - t:.0f} s", flush=True)
     return printouts, captures
 
 
@@ -69,12 +75,12 @@ def main() -> None:
     ap.add_argument("--predict", type=int, default=400, help="pictures of the predicted experiment")
     ap.add_argument("--work", type=Path, default=None, help="keep the experiments here (re-used when present)")
     ap.add_argument("--timing-only", type=int, default=0, help="only time calibrate on about this many clean crops")
+    ap.add_argument("--phones", default="plain", help="virtual camera phones, comma-separated (plain, hdr)")
     args = ap.parse_args()
     if not SHARED.is_dir():
         sys.exit(f"needs {SHARED} (CIFAR-10)")
 
     from physical.calibrate.run import calibrate
-    from physical.report.run import make_report
 
     print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
     with tempfile.TemporaryDirectory() as tmp:
@@ -89,32 +95,44 @@ def main() -> None:
             print(f"calibrate: {f['crops']} clean crops from {f['photos']} photos in {time.perf_counter() - t:.1f} s "
                   f"(RMS residual {f['rms_residual']:.2f} of 255, converged {f['converged']})")
             return
-        fit_printouts, fit_captures = experiment(work / "fit", SHARED / "train", args.fit, 2, 2)
-        t = time.perf_counter()
-        r = calibrate(fit_captures, printouts=fit_printouts, out=work / "profile.json")
-        f = r.profile["fitted_on"]
-        print(f"calibrate: {f['crops']} clean crops, {f['photos']} photos, {time.perf_counter() - t:.1f} s, "
-              f"RMS residual {f['rms_residual']:.2f} of 255")
-        printouts, captures = experiment(work / "predict", SHARED / "test", args.predict, 1, 1)
-        found: dict[str, dict[tuple[str, str], tuple[float, int]]] = {}
-        for sim in ("typical", str(work / "profile.json")):
-            rep = make_report(captures, printouts=printouts, out=work / f"report-{Path(sim).stem}", simulated=sim,
-                              artificial=False)
-            found.update(cells(rep.out / "figures.csv"))
-        photo = found.pop("photo")
-        print("\n| method | eps | photographed | " + " | ".join(found) + " |")
-        print("|---|---|---|" + "---|" * len(found))
-        gaps: dict[str, list[float]] = {s: [] for s in found}
-        for key, (value, n) in photo.items():
-            if n < MIN_N or any(found[s].get(key, (0, 0))[1] < MIN_N for s in found):
-                continue
-            line = [f"{100 * found[s][key][0]:.1f} (n={found[s][key][1]})" for s in found]
-            for s in found:
-                gaps[s].append(abs(found[s][key][0] - value))
-            print(f"| {key[0]} | {key[1]} | {100 * value:.1f} (n={n}) | " + " | ".join(line) + " |")
-        print("\nmean |simulated - photographed|, top-1 destruction, average case, cells with n >= 30:")
-        for s, g in gaps.items():
-            print(f"  {s}: {100 * statistics.mean(g):.1f} points over {len(g)} cells" if g else f"  {s}: no cell")
+        for phone in args.phones.split(","):
+            predict(work, phone, args.fit, args.predict)
+
+
+def predict(work: Path, phone: str, n_fit: int, n_predict: int) -> None:
+    """Calibrate on the fitting experiment's photos, then report the predicted one with the profile and
+    with ``typical``; prints the table of cells and the mean gap per source."""
+    from physical.calibrate.run import calibrate
+    from physical.report.run import make_report
+
+    fit_printouts, fit_captures = experiment(work / "fit", SHARED / "train", n_fit, 2, 2, phone)
+    t = time.perf_counter()
+    profile = work / f"profile-{phone}.json"
+    r = calibrate(fit_captures, printouts=fit_printouts, out=profile)
+    f = r.profile["fitted_on"]
+    print(f"\n{phone} phone: calibrate on {f['crops']} clean crops of {f['photos']} photos: "
+          f"{time.perf_counter() - t:.1f} s ({f['steps']} steps, the fit {f['seconds']:.1f} s), "
+          f"RMS residual {f['rms_residual']:.2f} of 255", flush=True)
+    printouts, captures = experiment(work / "predict", SHARED / "test", n_predict, 1, 1, phone)
+    found: dict[str, dict[tuple[str, str], tuple[float, int]]] = {}
+    for sim in ("typical", str(profile)):
+        rep = make_report(captures, printouts=printouts, out=work / phone / f"report-{Path(sim).stem}",
+                          simulated=sim, artificial=False)
+        found.update(cells(rep.out / "figures.csv"))
+    photo = found.pop("photo")
+    print("\n| method | eps | photographed | " + " | ".join(found) + " |")
+    print("|---|---|---|" + "---|" * len(found))
+    gaps: dict[str, list[float]] = {s: [] for s in found}
+    for key, (value, n) in photo.items():
+        if n < MIN_N or any(found[s].get(key, (0, 0))[1] < MIN_N for s in found):
+            continue
+        line = [f"{100 * found[s][key][0]:.1f} (n={found[s][key][1]})" for s in found]
+        for s in found:
+            gaps[s].append(abs(found[s][key][0] - value))
+        print(f"| {key[0]} | {key[1]} | {100 * value:.1f} (n={n}) | " + " | ".join(line) + " |")
+    print(f"\n{phone} phone: mean |simulated - photographed|, top-1 destruction, average case, cells with n >= 30:")
+    for s, g in gaps.items():
+        print(f"  {s}: {100 * statistics.mean(g):.1f} points over {len(g)} cells" if g else f"  {s}: no cell")
 
 
 if __name__ == "__main__":

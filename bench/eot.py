@@ -1,7 +1,7 @@
 """Benchmark: do EoT examples survive the photo? Digital strength against photographed destruction.
 
-    python bench/eot.py --profile cal/profile.json            # K = 16, 100 pictures
-    python bench/eot.py --profile cal/profile.json --samples 1,4,16,32 --work eot
+    python bench/eot.py --profile cal/profile-plain.json            # K = 16, 100 pictures
+    python bench/eot.py --profile cal/profile-plain.json --samples 1,4,16,32 --work eot
 
 For each K: ``make-sheets`` on ``--count`` CIFAR-10 test pictures (demo model) with
 bim, ll, eot and eot_ll at eps 8 and 16, EoT through ``--channel`` (a calibrated
