@@ -15,6 +15,23 @@ measured test accuracy in its metadata.
 The shipped weights are two runs (see the README): 40 epochs from scratch,
 then a warm restart, 15 epochs from those weights at a lower learning rate
 (--init, --lr 0.02, --warmup-epochs 1), which gained the last half point.
+
+Defenses (the defended demo models, ``demo-adv`` and ``demo-distilled``):
+
+- ``--adv-eps E`` (levels of 255): adversarial training as Wong et al. (2020),
+  "Fast is better than free": each batch is attacked by one FGSM step of
+  1.25 E from a uniform random start in the E-ball (in [0, 1] pixel space,
+  clipped to the box) and the model trained on the result. Its guard against
+  catastrophic overfitting (the model suddenly learns to mask FGSM's gradient
+  and PGD accuracy collapses): after every epoch, PGD-10 accuracy on a fixed
+  held-out batch of training pictures; when it falls more than 20 points below
+  the best epoch's, training stops and the best epoch's weights are kept.
+- ``--temperature T``: train at temperature T (the softmax of logits / T).
+  With ``--teacher FILE`` the targets are FILE's soft labels at T on the same
+  augmented batch (defensive distillation, Papernot et al. 2016: a teacher
+  trained at T, a student trained at T on its soft labels, the student used at
+  T = 1, i.e. as it is). Without a teacher the labels are the hard ones.
+- ``--width W``: the ResNet-20's first stage width (16; 32 doubles every stage).
 """
 from __future__ import annotations
 
@@ -57,26 +74,66 @@ def load_split(root: Path, split: str, cache_dir: Path) -> tuple[torch.Tensor, t
     return torch.from_numpy(x), torch.from_numpy(y)
 
 
+def standardise(x01: torch.Tensor) -> torch.Tensor:
+    """Images in [0, 1] -> what the network takes (the Classifier's normalisation)."""
+    mean = torch.tensor(CIFAR10_MEAN, device=x01.device).view(1, 3, 1, 1)
+    std = torch.tensor(CIFAR10_STD, device=x01.device).view(1, 3, 1, 1)
+    return ((x01 - mean) / std).contiguous(memory_format=torch.channels_last)
+
+
 def normalise(x_uint8: torch.Tensor) -> torch.Tensor:
-    mean = torch.tensor(CIFAR10_MEAN).view(1, 3, 1, 1)
-    std = torch.tensor(CIFAR10_STD).view(1, 3, 1, 1)
-    x = (x_uint8.float() / 255 - mean) / std
-    return x.contiguous(memory_format=torch.channels_last)
+    return standardise(x_uint8.float() / 255)
 
 
 def augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-    """Random crop with 4-pixel reflect padding and horizontal flip; x (B, 3, 32, 32)."""
-    b = x.shape[0]
+    """Random crop with 4-pixel reflect padding and horizontal flip; x (B, 3, 32, 32). The draws come
+    from ``gen`` on the CPU, whatever ``x``'s device (the same crops on a GPU)."""
+    b, dev = x.shape[0], x.device
     padded = F.pad(x, (4, 4, 4, 4), mode="reflect")
-    dx = torch.randint(0, 9, (b,), generator=gen)
-    dy = torch.randint(0, 9, (b,), generator=gen)
+    dx = torch.randint(0, 9, (b,), generator=gen).to(dev)
+    dy = torch.randint(0, 9, (b,), generator=gen).to(dev)
     # Gather every crop at once with index arithmetic instead of a per-image loop.
-    rows = (dy.view(b, 1) + torch.arange(32).view(1, 32))  # (B, 32)
-    cols = (dx.view(b, 1) + torch.arange(32).view(1, 32))
-    out = padded[torch.arange(b).view(b, 1, 1), :, rows.view(b, 32, 1), cols.view(b, 1, 32)]
+    ar = torch.arange(32, device=dev).view(1, 32)
+    rows = (dy.view(b, 1) + ar)  # (B, 32)
+    cols = (dx.view(b, 1) + ar)
+    out = padded[torch.arange(b, device=dev).view(b, 1, 1), :, rows.view(b, 32, 1), cols.view(b, 1, 32)]
     out = out.permute(0, 3, 1, 2)
-    flip = torch.rand(b, generator=gen) < 0.5
+    flip = (torch.rand(b, generator=gen) < 0.5).to(dev)
     return torch.where(flip.view(b, 1, 1, 1), out.flip(3), out)
+
+
+def fgsm_random_start(model: torch.nn.Module, x01: torch.Tensor, y: torch.Tensor, eps: float,
+                      gen: torch.Generator) -> torch.Tensor:
+    """Wong et al.'s training attack: a uniform start in the eps-ball, one signed step of 1.25 eps,
+    projected back to the ball and the [0, 1] box. x01 (B, 3, H, W) in [0, 1]."""
+    delta = ((torch.rand(x01.shape, generator=gen) * 2 - 1) * eps).to(x01.device)
+    delta = ((x01 + delta).clamp(0, 1) - x01).requires_grad_(True)
+    loss = F.cross_entropy(model(standardise(x01 + delta)), y)
+    grad, = torch.autograd.grad(loss, delta)
+    delta = (delta.detach() + 1.25 * eps * grad.sign()).clamp(-eps, eps)
+    return (x01 + delta).clamp(0, 1)
+
+
+def pgd_accuracy(model: torch.nn.Module, x_uint8: torch.Tensor, y: torch.Tensor, eps: float,
+                 steps: int = 10) -> float:
+    """Accuracy under L-inf PGD (steps of eps / 4, random start seeded 0): the overfitting guard."""
+    model.eval()
+    x01 = x_uint8.float() / 255
+    gen = torch.Generator().manual_seed(0)
+    delta = ((torch.rand(x01.shape, generator=gen) * 2 - 1) * eps).to(x01.device)
+    for _ in range(steps):
+        delta.requires_grad_(True)
+        loss = F.cross_entropy(model(standardise((x01 + delta).clamp(0, 1))), y)
+        grad, = torch.autograd.grad(loss, delta)
+        delta = (delta.detach() + eps / 4 * grad.sign()).clamp(-eps, eps)
+    with torch.no_grad():
+        return (model(standardise((x01 + delta).clamp(0, 1))).argmax(1) == y).float().mean().item()
+
+
+def soft_targets(teacher: torch.nn.Module, xb: torch.Tensor, temperature: float) -> torch.Tensor:
+    """The teacher's soft labels at ``temperature`` on a (standardised) batch."""
+    with torch.no_grad():
+        return F.softmax(teacher(xb) / temperature, dim=1)
 
 
 def lr_at(step: int, total: int, peak: float, warmup: int) -> float:
@@ -84,6 +141,17 @@ def lr_at(step: int, total: int, peak: float, warmup: int) -> float:
         return peak * (step + 1) / warmup
     t = (step - warmup) / max(1, total - warmup)
     return peak * 0.5 * (1 + math.cos(math.pi * t))
+
+
+def load_net(path: Path) -> torch.nn.Module:
+    """A ResNet-20 from a weights file this script wrote (its width read from the metadata)."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), "pt") as f:
+        width = int((f.metadata() or {}).get("width", 16))
+    net = ResNet20(width=width)
+    net.load_state_dict(load_file(str(path)))
+    return net
 
 
 @torch.no_grad()
@@ -109,20 +177,43 @@ def main() -> None:
     p.add_argument("--init", type=Path, default=None,
                    help="start from these weights (a .safetensors file) instead of a random init")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--width", type=int, default=16, help="the first stage's width (16: ResNet-20)")
+    p.add_argument("--adv-eps", type=float, default=0.0,
+                   help="adversarial training at this L-inf eps (levels of 255; FGSM with random start)")
+    p.add_argument("--temperature", type=float, default=1.0, help="train at this softmax temperature")
+    p.add_argument("--teacher", type=Path, default=None,
+                   help="train on this model's soft labels at --temperature (defensive distillation)")
+    p.add_argument("--label-smoothing", type=float, default=None,
+                   help="(default 0.1; 0 with --adv-eps, --temperature or --teacher)")
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    defended = args.adv_eps > 0 or args.temperature != 1 or args.teacher is not None
+    smoothing = args.label_smoothing if args.label_smoothing is not None else (0.0 if defended else 0.1)
+    dev = torch.device(args.device)
+    eps = args.adv_eps / 255
 
     t_start = time.time()
     xtr, ytr = load_split(args.data, "train", args.work_dir)
     xte, yte = load_split(args.data, "test", args.work_dir)
     print(f"data: {len(xtr)} train, {len(xte)} test ({time.time() - t_start:.0f}s)", flush=True)
+    if eps > 0:
+        # The overfitting guard's pictures: a fixed 512 of the training set (a tenth of a small one),
+        # left out of training.
+        held = torch.randperm(len(xtr), generator=torch.Generator().manual_seed(12345))[:min(512, len(xtr) // 10)]
+        keep = torch.ones(len(xtr), dtype=torch.bool)
+        keep[held] = False
+        x_guard, y_guard = xtr[held].to(dev), ytr[held].to(dev)
+        xtr, ytr = xtr[keep], ytr[keep]
+    xtr, ytr, xte, yte = xtr.to(dev), ytr.to(dev), xte.to(dev), yte.to(dev)
+    teacher = load_net(args.teacher).to(dev).eval() if args.teacher is not None else None
 
     torch.manual_seed(args.seed)
-    model = ResNet20()
+    model = ResNet20(width=args.width)
     if args.init is not None:
         model.load_state_dict(load_file(str(args.init)))
-    model = model.to(memory_format=torch.channels_last)
+    model = model.to(device=dev, memory_format=torch.channels_last)
     decay = [p for n, p in model.named_parameters() if p.ndim > 1]
     no_decay = [p for n, p in model.named_parameters() if p.ndim <= 1]
     opt = torch.optim.SGD(
@@ -135,13 +226,16 @@ def main() -> None:
 
     ckpt_path = args.work_dir / "checkpoint.pt"
     start_epoch, elapsed = 0, 0.0
+    best: dict = {"pgd": -1.0, "epoch": 0, "model": None}     # the overfitting guard's best epoch
     if ckpt_path.exists():
-        ck = torch.load(ckpt_path, weights_only=True)
+        ck = torch.load(ckpt_path, weights_only=True, map_location=dev)
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["opt"])
         start_epoch, elapsed = ck["epoch"], ck["elapsed"]
+        best = ck.get("best", best)
         print(f"resuming after epoch {start_epoch}", flush=True)
 
+    stopped = ""
     for epoch in range(start_epoch, args.epochs):
         t0 = time.time()
         model.train()
@@ -152,30 +246,58 @@ def main() -> None:
             step = epoch * steps_per_epoch + i
             for g in opt.param_groups:
                 g["lr"] = lr_at(step, total, args.lr, warmup)
-            idx = perm[i * args.batch:(i + 1) * args.batch]
-            xb = normalise(augment(xtr[idx], gen))
-            loss = F.cross_entropy(model(xb), ytr[idx], label_smoothing=0.1)
+            idx = perm[i * args.batch:(i + 1) * args.batch].to(dev)
+            x01 = augment(xtr[idx], gen).float() / 255
+            if eps > 0:
+                x01 = fgsm_random_start(model, x01, ytr[idx], eps, gen)
+            xb = standardise(x01)
+            logits = model(xb) / args.temperature
+            if teacher is not None:
+                loss = -(soft_targets(teacher, xb, args.temperature) * F.log_softmax(logits, 1)).sum(1).mean()
+            else:
+                loss = F.cross_entropy(logits, ytr[idx], label_smoothing=smoothing)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             loss_sum += loss.item()
         elapsed += time.time() - t0
         acc = evaluate(model, xte, yte) if (epoch + 1) % 5 == 0 or epoch + 1 == args.epochs else float("nan")
+        guard = ""
+        if eps > 0:
+            pgd = pgd_accuracy(model, x_guard, y_guard, eps)
+            guard = f" guard PGD-10 {pgd:.3f}"
+            if pgd >= best["pgd"]:
+                best = {"pgd": pgd, "epoch": epoch + 1,
+                        "model": {k: v.detach().clone() for k, v in model.state_dict().items()}}
+            elif pgd < best["pgd"] - 0.2:
+                stopped = (f"catastrophic overfitting at epoch {epoch + 1} (guard PGD-10 {pgd:.3f}, "
+                           f"best {best['pgd']:.3f} at epoch {best['epoch']}): kept epoch {best['epoch']}")
         print(f"epoch {epoch + 1}/{args.epochs} loss {loss_sum / steps_per_epoch:.3f} "
-              f"test {acc:.4f} ({time.time() - t0:.0f}s, {elapsed / 60:.1f} min)", flush=True)
+              f"test {acc:.4f}{guard} ({time.time() - t0:.0f}s, {elapsed / 60:.1f} min)", flush=True)
         args.work_dir.mkdir(parents=True, exist_ok=True)
         tmp = ckpt_path.with_suffix(".tmp")
         torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "epoch": epoch + 1,
-                    "elapsed": elapsed}, tmp)
+                    "elapsed": elapsed, "best": best}, tmp)
         tmp.replace(ckpt_path)
+        if stopped:
+            print(stopped, flush=True)
+            break
 
+    if eps > 0 and best["model"] is not None:
+        model.load_state_dict(best["model"])       # the guard's best epoch (the last, unless it overfitted)
     acc = evaluate(model, xte, yte)
-    state = {k: v.contiguous() for k, v in model.state_dict().items()}
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     meta = {
         "architecture": "ResNet20", "dataset": "CIFAR-10 (JPEG ImageFolder)",
         "test_top1": f"{acc:.4f}", "epochs": str(args.epochs), "seed": str(args.seed),
         "train_minutes": f"{elapsed / 60:.1f}", "threads": str(torch.get_num_threads()),
         "init": args.init.name if args.init else "random", "lr": str(args.lr),
+        "width": str(args.width), "device": str(dev), "label_smoothing": str(smoothing),
+        "defense": ("adversarial training, FGSM with random start (Wong et al. 2020), "
+                    f"eps {args.adv_eps:g}/255" + (f"; {stopped}" if stopped else "") if eps > 0 else
+                    f"defensive distillation at T = {args.temperature:g} from {args.teacher.name}"
+                    if args.teacher is not None else
+                    f"trained at temperature {args.temperature:g}" if args.temperature != 1 else "none"),
         "classes": json.dumps(list(CIFAR10_CLASSES)),
         "mean": json.dumps(CIFAR10_MEAN), "std": json.dumps(CIFAR10_STD),
     }
