@@ -192,8 +192,8 @@ def _check_fit(fit: ChannelFit, photos: list[tuple[str, int, str]], steps: int, 
                       f"{captures / photos[j][2]})" for j in shown)
     more = f" and {int(bad.sum()) - len(shown)} more" if bad.sum() > len(shown) else ""
     if bad.any():
-        why = (f"the crops of {worst}{more} do not match their pictures as a print and photo can (the others "
-               f"fit within {median:.1f} of 255 at the median): swapped, of another print, or misregistered")
+        why = (f"the crops of {worst}{more} do not match their pictures as a print and photo can (the median "
+               f"photo fits within {median:.1f} of 255): swapped, of another print, or misregistered")
     else:
         h = fit.loss_history
         why = (f"the fit did not settle in {steps} steps (loss {h[len(h) * 3 // 4]:.3g} -> {h[-1]:.3g} over the "
