@@ -261,7 +261,7 @@ def calibrate_cmd(
 ) -> None:
     """Fit the simulated channel to your printer and phone, from the clean images already ingested."""
     from .calibrate.run import calibrate, summarise
-    from .channel.fit import CONVERGE_RTOL
+    from .channel.fit import CONVERGE_RTOL, MIN_STEPS
 
     if steps < 10:
         _fail(f"--steps {steps}: use at least 10")
@@ -270,7 +270,8 @@ def calibrate_cmd(
             task = bar.add_task("fit", total=None)
 
             def status(done: int, loss: float, drop: float) -> None:
-                trend = "still falling" if drop > CONVERGE_RTOL else "settled"
+                trend = ("still falling" if drop > CONVERGE_RTOL else "settled" if done >= MIN_STEPS
+                         else f"levelling off (the fit runs at least {MIN_STEPS} steps)")
                 bar.update(task, completed=done, description=f"fit: loss {loss:.3g}, {trend} "
                                                              f"({100 * drop:.1f} % over the last quarter)")
 
