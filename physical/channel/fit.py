@@ -59,6 +59,7 @@ from kornia.geometry.transform import warp_perspective
 
 from .ops import BLUR_SIGMAS, LUMA, blur_kernels, homographies, light_field, local_tone, print_and_light
 from .presets import CROP_ZOOM, identity_params
+from .profile import PHOTO_KEYS
 
 FIT_SIDE = 64          # images wider than this are fitted at this width
 MAX_SIGMA = 2.5        # px at the fitted width; wider blur is not a registered crop's
@@ -137,8 +138,7 @@ def fitted_params(photo_p: dict[str, Tensor], crop_p: dict[str, Tensor], photo: 
     values gathered by ``photo`` (N,), crop-level values as they are."""
     n = len(photo)
     p = identity_params(n, device=photo.device)
-    for k in ("saturation", "ink_cast", "paper_white", "black_level", "white_balance", "blur_frac",
-              "read_noise", "shot_noise"):   # the profile's PHOTO_KEYS
+    for k in PHOTO_KEYS:
         if k in photo_p:
             p[k] = photo_p[k][photo]
     p.update({k: v for k, v in crop_p.items()})

@@ -85,9 +85,7 @@ def sample_params(difficulty: str, seed: int, page: int, k: int,
         "contact_shadow": _u(r, pr["contact_shadow"]),
         "contact_shadow_direction_deg": _u(r, (0.0, 360.0)),
     }
-    kinds = list(pr["blur"])
-    weights = np.array([pr["blur"][x] for x in kinds], dtype=float)
-    blur = str(kinds[int(r.choice(len(kinds), p=weights / weights.sum()))])
+    blur = _pick(r, pr["blur"])
     size_key = {"gaussian": "gaussian_sigma_px", "defocus": "defocus_radius_px", "motion": "motion_px"}[blur]
     wb = pr["white_balance"]
     camera = {
