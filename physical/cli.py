@@ -312,7 +312,7 @@ def report_cmd(
 ) -> None:
     """Classify the crops and compute the paper's accuracy and destruction-rate tables."""
     from .report.run import make_report
-    from .report.terminal import render_gap, render_tables
+    from .report.terminal import render_gap, render_robust, render_tables
 
     try:
         with _progress() as bar:
@@ -334,13 +334,15 @@ def report_cmd(
                   "not ground truth: clean digital accuracy is 100% by construction[/]", soft_wrap=True)
     sources = list(dict.fromkeys(f["source"] for f in result.figures))
     for name in result.models:
+        for table in render_robust(result.figures, name):
+            out.print(table)
         for source in sources:
             for table in render_tables(result.figures, source, name):
                 out.print(table)
     for table in render_gap(result.figures):
         out.print(table)
     out.print(f"wrote {result.out / 'report.html'} (open it in a browser), figures.csv, figures.json, "
-              f"predictions.csv, gap.csv" + (", artificial.csv" if artificial else "") + f", plots/ in {result.out}/",
+              f"predictions.csv, gap.csv, robust.csv" + (", artificial.csv" if artificial else "") + f", plots/ in {result.out}/",
               soft_wrap=True)
 
 

@@ -115,6 +115,24 @@ def fgsm_random_start(model: torch.nn.Module, x01: torch.Tensor, y: torch.Tensor
     return (x01 + delta).clamp(0, 1)
 
 
+def nfgsm(model: torch.nn.Module, x01: torch.Tensor, y: torch.Tensor, eps: float,
+          gen: torch.Generator) -> torch.Tensor:
+    """N-FGSM, de Jorge et al. (2022), "Make some noise": a uniform start in the 2 eps-ball, one signed
+    step of eps, and no projection back to the eps-ball (only to the [0, 1] box), so the training
+    perturbation reaches 3 eps. The stronger noise and the missing clip are what keep one-step
+    training from catastrophic overfitting (Wong et al.'s FGSM-RS overfitted at epoch 2 here).
+    x01 (B, 3, H, W) in [0, 1]."""
+    delta = ((torch.rand(x01.shape, generator=gen) * 2 - 1) * 2 * eps).to(x01.device)
+    delta = ((x01 + delta).clamp(0, 1) - x01).requires_grad_(True)
+    loss = F.cross_entropy(model(standardise(x01 + delta)), y)
+    grad, = torch.autograd.grad(loss, delta)
+    return (x01 + delta.detach() + eps * grad.sign()).clamp(0, 1)
+
+
+TRAINING_ATTACKS = {"nfgsm": nfgsm, "fgsm-rs": fgsm_random_start}
+ADV_NAMES = {"nfgsm": "N-FGSM (de Jorge et al. 2022)", "fgsm-rs": "FGSM with random start (Wong et al. 2020)"}
+
+
 def pgd_accuracy(model: torch.nn.Module, x_uint8: torch.Tensor, y: torch.Tensor, eps: float,
                  steps: int = 10) -> float:
     """Accuracy under L-inf PGD (steps of eps / 4, random start seeded 0): the overfitting guard."""
@@ -189,6 +207,8 @@ def main() -> None:
     p.add_argument("--width", type=int, default=16, help="the first stage's width (16: ResNet-20)")
     p.add_argument("--adv-eps", type=float, default=0.0,
                    help="adversarial training at this L-inf eps (levels of 255; FGSM with random start)")
+    p.add_argument("--adv-method", choices=sorted(TRAINING_ATTACKS), default="nfgsm",
+                   help="the training attack (nfgsm: de Jorge et al. 2022; fgsm-rs: Wong et al. 2020)")
     p.add_argument("--temperature", type=float, default=1.0, help="train at this softmax temperature")
     p.add_argument("--teacher", type=Path, default=None,
                    help="train on this model's soft labels at --temperature (defensive distillation)")
@@ -257,7 +277,7 @@ def main() -> None:
             idx = perm[i * args.batch:(i + 1) * args.batch].to(dev)
             x01 = augment(xtr[idx], gen).float() / 255
             if eps > 0:
-                x01 = fgsm_random_start(model, x01, ytr[idx], eps, gen)
+                x01 = TRAINING_ATTACKS[args.adv_method](model, x01, ytr[idx], eps, gen)
             xb = standardise(x01)
             logits = model(xb) / args.temperature
             if teacher is not None:
@@ -301,7 +321,7 @@ def main() -> None:
         "train_minutes": f"{elapsed / 60:.1f}", "threads": str(torch.get_num_threads()),
         "init": args.init.name if args.init else "random", "lr": str(args.lr),
         "width": str(args.width), "device": str(dev), "label_smoothing": str(smoothing),
-        "defense": ("adversarial training, FGSM with random start (Wong et al. 2020), "
+        "defense": (f"adversarial training, {ADV_NAMES[args.adv_method]}, "
                     f"eps {args.adv_eps:g}/255" + (f"; {stopped}" if stopped else "") if eps > 0 else
                     f"defensive distillation at T = {args.temperature:g} from {args.teacher.name}"
                     if args.teacher is not None else

@@ -66,6 +66,46 @@ def test_each_photo_counts_and_empty_denominators_are_na():
     assert na == Rate(0, 0) and na.format() == "n/a (n=0)"
 
 
+def test_robust_accuracy_counts_by_hand_digital_photo_and_simulated():
+    from physical.report.figures import robust_accuracy
+    from physical.report.html import robust_table
+    from physical.report.terminal import render_robust
+
+    # Photos of img0 (twice) and img1; img2 never photographed. The simulated channel saw all three once.
+    photo = [Observation("img0", "clean", t5(0, 1)), Observation("img0", "clean", t5(0, 1)),
+             Observation("img0", "fast_e8", t5(0, 1)), Observation("img0", "fast_e8", t5(2, 0)),
+             Observation("img1", "clean", t5(3, 0)), Observation("img1", "fast_e8", t5(0, 3))]
+    sim = [Observation(i, v, t5(0, 1)) for i in ("img0", "img1", "img2") for v in ("clean",)]
+    sim += [Observation("img0", "fast_e8", t5(1, 0)), Observation("img1", "fast_e8", t5(2, 0)),
+            Observation("img2", "fast_e8", t5(0, 1))]
+    figures = (figure_rows("m", "photo", tables(MANIFEST, DIGITAL, photo))
+               + figure_rows("m", "simulated:typical", tables(MANIFEST, DIGITAL, sim)))
+    got = {(r["attack"], r["source"]): (r["k"], r["n"]) for r in robust_accuracy(figures)}
+    assert got == {
+        # digital: the simulated source saw all 3 pictures (photos only 2): clean right on img0, img1; every
+        # adversarial image wrong in top-1
+        ("clean", "digital"): (2, 3), ("fast_e8", "digital"): (0, 3),
+        # photo: each photo of a slot counts: clean img0 x2 right, img1 wrong; adversarial img0 1 of 2, img1 right
+        ("clean", "photo"): (2, 3), ("fast_e8", "photo"): (2, 3),
+        ("clean", "simulated:typical"): (3, 3), ("fast_e8", "simulated:typical"): (1, 3)}
+    assert [r["attack"] for r in robust_accuracy(figures)][::3] == ["clean", "fast_e8"]
+    # figures.csv's rows (strings) give the same table
+    as_strings = [{k: ("" if v is None else str(v)) for k, v in f.items()} for f in figures]
+    assert [(r["k"], r["n"]) for r in robust_accuracy(as_strings)] == [(r["k"], r["n"]) for r in robust_accuracy(figures)]
+    # The terminal and the HTML show the same cells, with n and the interval
+    from rich.console import Console
+
+    console = Console(width=200, record=True)
+    for table in render_robust(figures, "m"):
+        console.print(table)
+    text = console.export_text()
+    assert "67%  n=3" in text and "0%  n=3" in text and "33%  n=3" in text and "100%  n=3" in text
+    lo, hi = Rate(1, 3).interval
+    assert f"[{100 * lo:.0f}, {100 * hi:.0f}]" in text
+    page = robust_table([r for r in robust_accuracy(figures) if r["model"] == "m"], {"fast": "FGSM"})
+    assert page.count("<tr>") == 3 and Rate(1, 3).format(0) in page and Rate(0, 3).format(0) in page
+
+
 def test_prefilter_confidence_threshold():
     assert prefiltered(t5(0, 1, 2, 3, 4, p=0.8), t5(1, 2, 3, 4, 5, p=0.8), 0)
     assert not prefiltered(t5(0, 1, 2, 3, 4, p=0.79), t5(1, 2, 3, 4, 5, p=0.9), 0)
@@ -116,6 +156,14 @@ def test_report_writes_figures_that_predictions_csv_reproduces(small_demo):
     fig = [f for f in figures["figures"] if f["method"] == "fast" and f["case"] == "average"
            and f["table"] == "destruction" and f["metric"] == "top1"]
     assert (fig[0]["k"], fig[0]["n"]) == (k, n)
+    # Robust accuracy: the photographed adversarial images right in top-1, counted from predictions.csv alone
+    robust = list(csv.DictReader(open(rep / "robust.csv")))
+    assert robust == [{k: ("" if v is None else str(v)) for k, v in r.items()} for r in figures["robust_accuracy"]]
+    photo = next(r for r in robust if r["attack"] == "fast_e8" and r["source"] == "photo")
+    fast = [p for p in preds if p["variant"] == "fast_e8"]
+    assert (int(photo["k"]), int(photo["n"])) == (sum(p["photo_top5"].split()[0] == p["true_label"] for p in fast),
+                                                  len(fast))
+    assert "Robust accuracy" in result.output and "Robust accuracy" in html
 
 
 def _one_line_error(result) -> str:

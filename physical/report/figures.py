@@ -13,6 +13,9 @@
   tables, the HTML page and the plots read and label them;
 - :func:`sim_to_real_gap`: how far each simulated source's destruction rates are
   from the photographed ones, one number per source (``gap.csv``);
+- :func:`robust_accuracy`: top-1 accuracy on the clean images and under each variant,
+  digital beside every source (``robust.csv``): for a defended model the figure that
+  matters, how many adversarial images fail;
 - ``METHOD_NAMES``: the short method names of every table.
 
 Counting: each photo of a slot is one observation, so a page photographed
@@ -336,3 +339,56 @@ def gap_text(row: dict[str, Any]) -> str:
         return f"n/a (no cell with n >= {row['min_n']} in both)"
     cells = row["cells"]
     return f"{100 * row['mean_abs_diff']:.1f} points over {cells} cell{'' if cells == 1 else 's'}"
+
+
+ROBUST_COLUMNS = ("model", "attack", "method", "eps", "setting", "linf", "source", "k", "n", "value", "ci_low",
+                  "ci_high")
+DIGITAL = "digital"
+
+
+def robust_accuracy(figures: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Robust accuracy: each model's top-1 accuracy on the clean images and under each variant, digital
+    and through every source (photo, simulated), average case; rows in :data:`ROBUST_COLUMNS`.
+
+    One row per (model, row, source): the row ``attack="clean"`` (method None) first, then the
+    variants in table order; ``source`` is ``"digital"`` (the digital images) or a figure source,
+    whose rows count its observations (each photo of a slot once). The digital rows are those of
+    the source that saw the most pictures (a simulated channel sees them all, photos only the
+    printed and photographed ones), so ``n`` says which set they rest on. A re-arrangement of
+    figure rows (figures.json's or figures.csv's): no number is computed twice.
+    """
+    rows = [typed_row(f) for f in figures if f["table"] == "accuracy" and f["case"] == "average"
+            and f["metric"] == "top1"]
+    out: list[dict[str, Any]] = []
+    for model in dict.fromkeys(f["model"] for f in rows):
+        mine = [f for f in rows if f["model"] == model]
+        sources = source_order(f["source"] for f in mine)
+        cells = cells_in_order(mine)
+
+        def most(found: list[dict[str, Any]]) -> dict[str, Any] | None:
+            # the most pictures; ties to the first source in source order (photo first)
+            return max(found, key=lambda f: (f["n"], -sources.index(f["source"])), default=None)
+
+        def add(cell: Cell | None, source: str, f: dict[str, Any] | None) -> None:
+            base = ({"attack": "clean", "method": None, "eps": None, "setting": "", "linf": None} if cell is None
+                    else {"attack": cell.attack, "method": cell.method, "eps": cell.eps, "setting": cell.setting,
+                          "linf": cell.linf})
+            rate = rate_of(f) if f is not None else Rate(0, 0)
+            out.append({"model": model, **base, "source": source, **rate.as_dict()})
+
+        first = cells[0].attack if cells else None
+        add(None, DIGITAL, most([f for f in mine if f["variant"] == "digital_clean"]))
+        for s in sources:
+            add(None, s, next((f for f in mine if f["source"] == s and f["attack"] == first
+                               and f["variant"] == "transformed_clean"), None))
+        for cell in cells:
+            add(cell, DIGITAL, most([f for f in mine if f["attack"] == cell.attack and f["variant"] == "digital_adv"]))
+            for s in sources:
+                add(cell, s, next((f for f in mine if f["source"] == s and f["attack"] == cell.attack
+                                   and f["variant"] == "transformed_adv"), None))
+    return out
+
+
+def robust_label(row: dict[str, Any]) -> str:
+    """A robust-accuracy row's label: ``"clean"``, or the variant's (:func:`cell_label`)."""
+    return "clean" if row["method"] is None else cell_label(row["method"], row["setting"])

@@ -24,9 +24,9 @@ from typing import Any
 
 from ..attacks import method_rank
 from ..files import write_atomic
-from .figures import (METHOD_NAMES, MIN_GAP_N, Cell, cell_label, cells_in_order, gap_text, norm_text,
-                      optional_number, setting_of, sim_to_real_gap, source_label, source_order, typed_row,
-                      variant_cells)
+from .figures import (DIGITAL, METHOD_NAMES, MIN_GAP_N, Cell, cell_label, cells_in_order, gap_text, norm_text,
+                      optional_number, rate_of, robust_accuracy, setting_of, sim_to_real_gap, source_label,
+                      source_order, typed_row, variant_cells)
 from .metrics import Rate
 
 HTML_NAME = "report.html"
@@ -196,6 +196,37 @@ def destruction_table(fig: Sequence[dict[str, Any]], sources: Sequence[str],
             rows.append(f"<tr{cls}>{label}{src}{tds}</tr>")
     return (f'<div class="scroll"><table class="fig dr{" multi" if many else ""}">'
             f"<thead>{head}</thead><tbody>{''.join(rows)}</tbody></table></div>")
+
+
+def robust_table(rows: Sequence[dict[str, Any]], names: dict[str, str]) -> str:
+    """One model's robust-accuracy rows (:func:`~physical.report.figures.robust_accuracy`): a row per
+    variant (clean first), a column per source, digital first; cells: top-1 % [95% interval] and n."""
+    sources = [DIGITAL] + source_order(r["source"] for r in rows if r["source"] != DIGITAL)
+    head = "".join(('<th scope="col" class="dig">' if s == DIGITAL else '<th scope="col">')
+                   + f"{e(source_label(s))}</th>" for s in sources)
+    body = []
+    for attack in dict.fromkeys(r["attack"] for r in rows):
+        by_source = {r["source"]: r for r in rows if r["attack"] == attack}
+        first = next(iter(by_source.values()))
+        if first["method"] is None:
+            label = '<th scope="row">clean</th><td class="num norm"></td>'
+        else:
+            label = (f'<th scope="row">{e(names.get(first["method"], first["method"]))} '
+                     f'<span class="eps">{e(first["setting"])}</span></th>'
+                     f'<td class="num norm{" na" if first["linf"] is None else ""}">{e(norm_text(first["linf"]))}</td>')
+        tds = "".join(_robust_cell(rate_of(by_source[s]) if s in by_source else None) for s in sources)
+        body.append(f"<tr>{label}{tds}</tr>")
+    return ('<div class="scroll"><table class="fig robust"><thead><tr><th scope="col">images</th>'
+            '<th scope="col" title="mean L-infinity of the printed perturbation, 0-255 levels">L&infin;</th>'
+            f"{head}</tr></thead><tbody>{''.join(body)}</tbody></table></div>")
+
+
+def _robust_cell(r: Rate | None) -> str:
+    if r is None:
+        return '<td class="num missing">&ndash;</td>'
+    if not r.n:
+        return '<td class="num na" title="no observations">n/a (n=0)</td>'
+    return f'<td class="num" title="{e(f"top-1 {r.k}/{r.n}")}">{e(r.format(0))}</td>'
 
 
 # ---------------------------------------------------------------- gallery
@@ -450,6 +481,13 @@ LEGEND_DR = (
     "(clean right, adversarial wrong, at top-1 or top-5), the share that the photo (or the simulated photo) made right again. "
     "Cells: rate % [95% interval] and n, the number of such images; <i>n/a</i>: no adversarial image worked "
     "digitally, so there is nothing to destroy (never reported as 0).</p>")
+LEGEND_ROBUST = (
+    "<p><b>Robust accuracy</b>: the share of images the model classifies right (top-1), on the clean pictures "
+    "and on each attack's adversarial images: for a defended model the figure that matters (higher: the attack "
+    "failed more often). <b>digital</b>: the PNG files (each picture once; n is the largest set a source saw), "
+    "<b>photo</b> and <b>simulated</b>: the same images printed and photographed, or through a simulated camera "
+    "(each photo of a slot once). Beside it, the destruction rate says how many of the attacks that worked "
+    "digitally the photo undid.</p>")
 LEGEND_GAP = (
     "<p><b>Sim-to-real gap</b>: for each simulated source, the mean of |simulated &minus; photographed| top-1 "
     "destruction rate, average case, in percentage points, over the variants (method and setting) where both have "
@@ -538,6 +576,13 @@ def render_html(*, manifest: dict[str, Any], figures: Sequence[dict[str, Any]],
         what = " vs ".join(source_label(s) for s in sources)
         sub = []
         parts = [f'<h2 id="{sid}">Model {e(model)} <span class="muted">({e(role)})</span></h2>']
+        robust = [r for r in robust_accuracy(fig) if r["model"] == model]
+        if robust:
+            table_no += 1
+            sub.append((f"{sid}-robust", "Robust accuracy"))
+            parts.append(f'<h3 id="{sid}-robust">Table {table_no}. Robust accuracy, top-1 % [95% interval], average '
+                         f'case <span class="muted">&middot; digital vs {e(what)} &middot; model {e(model)}</span></h3>')
+            parts.append(robust_table(robust, names) + f'<div class="legend">{LEGEND_ROBUST}</div>')
         for case in ("average", "prefiltered"):
             table_no += 1
             tid = f"{sid}-acc-{case}"

@@ -9,7 +9,10 @@ computed for each model:
   method's own parameter) (the paper's Table 1-2), beside the mean L2 and L-infinity
   of each variant's printed perturbation;
 - the destruction rate (Eq. 1, :mod:`.metrics`) in the *average* case
-  (every image) and the *prefiltered* case (:func:`prefiltered`).
+  (every image) and the *prefiltered* case (:func:`prefiltered`);
+- robust accuracy: top-1 accuracy on the clean images and under each variant,
+  digital beside photographed and simulated (``robust.csv``), the figure of a
+  defended model.
 
 Counting: each photo of a slot is one observation, so a page photographed
 twice counts its images twice (the report says so). Digital figures count each
@@ -233,15 +236,17 @@ def make_report(captures: Path = Path("captures"), *, printouts: Path = Path("pr
                      f"{PREFILTER_CONFIDENCE} for both",
         "interval": "Wilson score, 95%",
     }
-    from .figures import GAP_COLUMNS, sim_to_real_gap
+    from .figures import GAP_COLUMNS, ROBUST_COLUMNS, robust_accuracy, sim_to_real_gap
 
     gap = sim_to_real_gap(figures)
+    robust = robust_accuracy(figures)
     out.mkdir(parents=True, exist_ok=True)
     write_atomic(out / "figures.csv", _csv_bytes(figures, FIGURE_COLUMNS))
     write_atomic(out / "figures.json",
-                 (json.dumps({**meta, "sim_to_real_gap": gap, "figures": figures}, indent=1) + "\n").encode("utf-8"))
+                 (json.dumps({**meta, "sim_to_real_gap": gap, "robust_accuracy": robust, "figures": figures}, indent=1) + "\n").encode("utf-8"))
     write_atomic(out / "predictions.csv", _csv_bytes(predictions, PREDICTION_COLUMNS))
     write_atomic(out / "gap.csv", _csv_bytes(gap, GAP_COLUMNS))
+    write_atomic(out / "robust.csv", _csv_bytes(robust, ROBUST_COLUMNS))
     from .plots import plot_destruction_vs_eps
 
     eps_plots = plot_destruction_vs_eps(figures, out / "plots")

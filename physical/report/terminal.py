@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from .figures import (MIN_GAP_N, cell_label, cells_in_order, gap_text, lookup, norm_text, rate_of,
-                      sim_to_real_gap, source_label)
+from .figures import (DIGITAL, MIN_GAP_N, cell_label, cells_in_order, gap_text, lookup, norm_text, rate_of,
+                      robust_accuracy, robust_label, sim_to_real_gap, source_label, source_order)
 from .metrics import Rate
 
 
@@ -67,6 +67,32 @@ def render_tables(figures: Sequence[dict[str, Any]], source: str = "photo", mode
                      for c in ("average", "prefiltered") for m in ("top1", "top5")))
     out += [acc, dr]
     return out
+
+
+def render_robust(figures: Sequence[dict[str, Any]], model: str | None = None) -> list[Any]:
+    """The robust-accuracy table of one model (:func:`~physical.report.figures.robust_accuracy`): top-1
+    accuracy on the clean images and under each variant, digital beside every source."""
+    from rich.table import Table
+
+    rows = robust_accuracy(figures)
+    model = model or (rows[0]["model"] if rows else None)
+    mine = [r for r in rows if r["model"] == model]
+    if not mine:
+        return []
+    sources = [DIGITAL] + source_order(r["source"] for r in mine if r["source"] != DIGITAL)
+    table = Table(title=f"Robust accuracy: top-1 % with 95% interval, average case ({model}); clean, then under "
+                        "each attack (the adversarial images' accuracy: higher is more robust)",
+                  title_justify="left")
+    table.add_column("method, setting")
+    table.add_column("L∞", justify="right")
+    for s in sources:
+        table.add_column("digital" if s == DIGITAL else source_label(s), justify="right")
+    for attack in dict.fromkeys(r["attack"] for r in mine):
+        by_source = {r["source"]: r for r in mine if r["attack"] == attack}
+        first = next(iter(by_source.values()))
+        table.add_row(robust_label(first), norm_text(first["linf"]) if first["method"] else "",
+                      *(_rate_cell(rate_of(by_source[s])) if s in by_source else "" for s in sources))
+    return [table]
 
 
 def render_gap(figures: Sequence[dict[str, Any]]) -> list[Any]:
