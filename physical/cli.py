@@ -78,9 +78,11 @@ def _stage_progress(bar: Progress, names: dict[str, str] | None = None) -> Calla
 
 @app.command("make-sheets")
 def make_sheets_cmd(
-    model: str = typer.Option("demo", help="demo, torchvision:<name> (e.g. torchvision:inception_v3), "
+    model: str = typer.Option("demo", help="demo, demo-adv (adversarially trained), demo-distilled (defensive "
+                                           "distillation), torchvision:<name> (e.g. torchvision:inception_v3), "
+                                           "robustbench:<name> (a RobustBench zoo entry, from a local folder), "
                                            "or a TorchScript file."),
-    weights: Optional[Path] = typer.Option(None, help="Weights file for a torchvision model "
+    weights: Optional[Path] = typer.Option(None, help="Weights file for a torchvision or robustbench model "
                                                       "(default: the torch hub cache)."),
     images: Optional[Path] = typer.Option(None, help="Folder of pictures (default: the bundled "
                                                      "CIFAR-10 samples)."),

@@ -167,3 +167,75 @@ def test_imagenet_samples_with_their_labels_csv(shared_dir, resnet18_file, tmp_p
     assert len(m["images"]) == 3
     for rec in m["images"]:
         assert rec["label"] == truth[rec["source"]]
+
+
+# ---------------------------------------------------------------- RobustBench, offline
+
+RB_NAME = "Addepalli2021Towards_RN18"   # a ResNet-18 entry of the CIFAR-10 L-inf zoo: small enough to save in a test
+
+
+@pytest.fixture(scope="module")
+def robustbench_dir(tmp_path_factory):
+    """A model folder in RobustBench's layout holding one checkpoint of the architecture the robustbench
+    package builds (random weights: the loader is under test, not the defense), saved as RobustBench's
+    checkpoints are ({'state_dict': ...} with DataParallel's 'module.' prefix)."""
+    from physical.models.zoo import _import_robustbench
+
+    try:
+        _, model_dicts, BenchmarkDataset, ThreatModel = _import_robustbench()
+    except PhysicalError as exc:
+        pytest.skip(f"the robustbench extra is not installed ({exc})")
+    torch.manual_seed(0)
+    net = model_dicts[BenchmarkDataset("cifar10")][ThreatModel("Linf")][RB_NAME]["model"]().eval()
+    root = tmp_path_factory.mktemp("rb")
+    folder = root / "cifar10" / "Linf"
+    folder.mkdir(parents=True)
+    torch.save({"state_dict": {f"module.{k}": v for k, v in net.state_dict().items()}}, folder / f"{RB_NAME}.pt")
+    return root, net
+
+
+def test_robustbench_model_loads_offline_from_the_local_folder(robustbench_dir, monkeypatch):
+    root, net = robustbench_dir
+    monkeypatch.setenv("PHYSICAL_ROBUSTBENCH_DIR", str(root))
+    import robustbench.utils
+    for module, name in ((torch.hub, "load_state_dict_from_url"), (robustbench.utils, "download_gdrive_new")):
+        monkeypatch.setattr(module, name, lambda *a, **k: pytest.fail("the loader tried to download"))
+    m = load_model(f"robustbench:{RB_NAME}", device="cpu")
+    assert m.model_id == f"robustbench:{RB_NAME}" and m.input_size == (32, 32) and len(m.class_names) == 10
+    assert m.weights_sha256 == sha256_file(root / "cifar10" / "Linf" / f"{RB_NAME}.pt")
+    x = torch.rand(4, 3, 32, 32)
+    with torch.no_grad():
+        # RobustBench's models take [0, 1] images: the wrapper's normalisation is the identity
+        assert torch.allclose(m(x), net(x), atol=1e-5)
+    # The same file passed with --weights, from anywhere, gives the same model
+    monkeypatch.setenv("PHYSICAL_ROBUSTBENCH_DIR", str(root / "elsewhere"))
+    w = load_model(f"robustbench:cifar10/Linf/{RB_NAME}", weights=root / "cifar10" / "Linf" / f"{RB_NAME}.pt",
+                   device="cpu")
+    with torch.no_grad():
+        assert torch.allclose(w(x), net(x), atol=1e-5)
+
+
+def test_robustbench_errors_say_where_the_weights_go(robustbench_dir, monkeypatch, tmp_path):
+    monkeypatch.setenv("PHYSICAL_ROBUSTBENCH_DIR", str(tmp_path / "models"))
+    with pytest.raises(PhysicalError) as err:
+        load_model(f"robustbench:{RB_NAME}", device="cpu")
+    msg = str(err.value)
+    assert "\n" not in msg and f"{RB_NAME}.pt" in msg and str(tmp_path / "models" / "cifar10" / "Linf") in msg
+    assert not (tmp_path / "models").exists()          # nothing downloaded, nothing created
+    with pytest.raises(PhysicalError, match="no such entry.*Carmon2019Unlabeled"):
+        load_model("robustbench:Carmon2019Unlabled", device="cpu")
+    with pytest.raises(PhysicalError, match="robustbench:<dataset>/<threat>/<name>"):
+        load_model("robustbench:mnist/Linf/X", device="cpu")
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(PhysicalError, match="not robustbench"):
+        load_model(f"robustbench:{RB_NAME}", weights=bad, device="cpu")
+
+
+def test_robustbench_without_the_extra_names_it(monkeypatch):
+    import sys
+    for mod in [m for m in sys.modules if m == "robustbench" or m.startswith("robustbench.")]:
+        monkeypatch.delitem(sys.modules, mod)
+    monkeypatch.setitem(sys.modules, "robustbench", None)      # import robustbench -> ImportError
+    with pytest.raises(PhysicalError, match=r'pip install -e "\.\[robustbench\]"'):
+        load_model("robustbench:Carmon2019Unlabeled", device="cpu")

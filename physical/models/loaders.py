@@ -2,7 +2,10 @@
 
 Model specs (``--model``):
 
-- ``demo``: the bundled ResNet-20 trained on CIFAR-10 (``scripts/train_demo.py``).
+- ``demo``: the bundled ResNet-20 trained on CIFAR-10 (``scripts/train_demo.py``);
+  ``demo-adv`` (adversarially trained, L-inf eps 8/255) and ``demo-distilled`` (defensive
+  distillation) are its defended twins, bundled the same way (:data:`DEMO_MODELS`).
+- ``robustbench:<name>``: a RobustBench model zoo entry from a local folder (:mod:`.zoo`).
 - ``torchvision:<name>``: a torchvision classifier with its default ImageNet
   weights, read offline from the torch hub cache or from ``weights``.
 - a path to a TorchScript file (optionally with a ``<file>.json`` sidecar).
@@ -20,6 +23,13 @@ from ..errors import PhysicalError
 from .classifier import Classifier, default_device, sha256_file
 
 DEMO_WEIGHTS = "demo_resnet20.safetensors"
+# The bundled CIFAR-10 models: spec -> (weights file in physical/data, how to train it again).
+DEMO_MODELS = {
+    "demo": (DEMO_WEIGHTS, "scripts/train_demo.py"),
+    "demo-adv": ("demo_adv_resnet20.safetensors", "scripts/train_demo.py --adv-eps 8"),
+    "demo-distilled": ("demo_distilled_resnet20.safetensors",
+                       "scripts/train_demo.py --temperature 100 --teacher TEACHER"),
+}
 
 
 def imagenet_wnids() -> list[str]:
@@ -32,37 +42,45 @@ def load_model(spec: str = "demo", weights: Path | None = None,
                device: str | torch.device | None = None) -> Classifier:
     """Load a classifier from a ``--model`` spec (see the module docstring)."""
     device = torch.device(device) if device is not None else default_device()
-    if spec == "demo":
+    if spec in DEMO_MODELS:
         if weights is not None:
-            raise PhysicalError("--weights applies to torchvision models; the demo model is bundled")
-        model = _load_demo()
+            raise PhysicalError(f"--weights applies to torchvision and robustbench models; {spec} is bundled")
+        model = _load_demo(spec)
+    elif spec.startswith("robustbench:"):
+        from .zoo import load_robustbench
+
+        model = load_robustbench(spec.split(":", 1)[1], weights)
     elif spec.startswith("torchvision:"):
         model = _load_torchvision(spec.split(":", 1)[1], weights)
     else:
         path = Path(spec)
         if not path.exists():
             raise PhysicalError(
-                f"unknown model '{spec}': use 'demo', 'torchvision:<name>' (e.g. torchvision:inception_v3) "
-                "or the path of a TorchScript file")
+                f"unknown model '{spec}': use {', '.join(DEMO_MODELS)}, 'torchvision:<name>' (e.g. "
+                "torchvision:inception_v3), 'robustbench:<name>' or the path of a TorchScript file")
         model = _load_torchscript(path)
     return model.to(device)
 
 
-def _load_demo() -> Classifier:
+def _load_demo(spec: str = "demo") -> Classifier:
+    from safetensors import safe_open
     from safetensors.torch import load_file
 
     from .demo_net import CIFAR10_CLASSES, CIFAR10_MEAN, CIFAR10_STD, ResNet20
 
-    ref = resources.files("physical").joinpath(f"data/{DEMO_WEIGHTS}")
+    file, how = DEMO_MODELS[spec]
+    ref = resources.files("physical").joinpath(f"data/{file}")
     with resources.as_file(ref) as path:
         if not path.exists():
             raise PhysicalError(
-                f"the demo model's weights are missing ({path}); reinstall physical, "
-                "or train them with scripts/train_demo.py")
-        net = ResNet20()
+                f"the {spec} model's weights are missing ({path}); reinstall physical, "
+                f"or train them with {how}")
+        with safe_open(str(path), "pt") as f:
+            width = int((f.metadata() or {}).get("width", 16))
+        net = ResNet20(width=width)
         net.load_state_dict(load_file(str(path)))
         digest = sha256_file(path)
-    return Classifier(net, model_id="demo", class_names=CIFAR10_CLASSES, input_size=(32, 32),
+    return Classifier(net, model_id=spec, class_names=CIFAR10_CLASSES, input_size=(32, 32),
                       resize_size=32, mean=CIFAR10_MEAN, std=CIFAR10_STD,
                       weights_sha256=digest, interpolation="bilinear")
 
