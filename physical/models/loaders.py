@@ -21,6 +21,7 @@ import torch
 
 from ..errors import PhysicalError
 from .classifier import Classifier, default_device, sha256_file
+from .imagenet import imagenet_wnids
 
 DEMO_WEIGHTS = "demo_resnet20.safetensors"
 # The bundled CIFAR-10 models: spec -> (weights file in physical/data, how to train it again).
@@ -30,12 +31,6 @@ DEMO_MODELS = {
     "demo-distilled": ("demo_distilled_resnet20.safetensors",
                        "scripts/train_demo.py --temperature 100 --teacher TEACHER"),
 }
-
-
-def imagenet_wnids() -> list[str]:
-    """The 1000 ILSVRC-2012 synset ids in class-index order (sorted wnids)."""
-    text = resources.files("physical").joinpath("data/imagenet_wnids.txt").read_text()
-    return text.split()
 
 
 def load_model(spec: str = "demo", weights: Path | None = None,

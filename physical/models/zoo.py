@@ -145,7 +145,7 @@ def load_robustbench(rest: str, weights: Path | None = None) -> Classifier:
     if dataset == "imagenet":
         import torchvision
 
-        from .loaders import imagenet_wnids
+        from .imagenet import imagenet_wnids
 
         names, wnids = torchvision.models.ResNet50_Weights.DEFAULT.meta["categories"], imagenet_wnids()
     else:
