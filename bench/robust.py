@@ -10,7 +10,15 @@ under FGSM, PGD-20 (steps of eps / 4, random start) and torchattacks' AutoAttack
 (standard version: APGD-CE, APGD-T, FAB-T, Square; L-inf, ``--eps`` levels of
 255, seed 0), each with a Wilson 95 % interval. ``--model`` takes ``demo`` or a
 weights file written by ``scripts/train_demo.py`` (a ResNet-20 of the width its
-metadata names). Prints a markdown table; ``--out FILE`` also writes it as JSON.
+metadata names), ``demo-adv``, ``demo-distilled`` or ``robustbench:<name>``.
+
+``--masking`` adds the gradient-masking check of defensive distillation (Carlini
+and Wagner 2017): among the pictures each model classifies right, how often this
+tool's own attacks succeed (the picture misclassified after the attack): the
+fast method and the basic iterative method at ``--eps`` (cross-entropy
+gradients, which vanish when the softmax saturates) beside Carlini-Wagner L2 on
+the logits (unbounded: success means any misclassification), with the mean L2 of
+its successes. Prints a markdown table; ``--out FILE`` also writes it as JSON.
 Needs torchattacks (the ``test`` extra) and ``../shared/data/cifar10``.
 """
 from __future__ import annotations
@@ -55,8 +63,8 @@ def pictures(root: Path, count: int, seed: int) -> tuple[torch.Tensor, torch.Ten
 
 
 def model_from(spec: str, device: str) -> Classifier:
-    if spec == "demo":
-        return load_model("demo", device=device).eval()
+    if not spec.endswith(".safetensors"):
+        return load_model(spec, device=device).eval()
     from safetensors import safe_open
     from safetensors.torch import load_file
 
@@ -74,6 +82,30 @@ def accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, batch: in
         return sum(int((model(x[i:i + batch]).argmax(1) == y[i:i + batch]).sum()) for i in range(0, len(x), batch))
 
 
+def masking(model: Classifier, x: torch.Tensor, y: torch.Tensor, eps: float, batch: int = 250) -> dict:
+    """Success counts of the tool's fast, bim and cw on the pictures the model gets right."""
+    from physical.attacks import basic_iterative, cw, fast
+
+    with torch.no_grad():
+        right = torch.cat([model(x[i:i + batch]).argmax(1) == y[i:i + batch] for i in range(0, len(x), batch)])
+    xr, yr = x[right], y[right]
+    out: dict = {"right": int(right.sum())}
+    for name, attack in (("fast", lambda a, b: fast(model, a, b, eps)),
+                         ("bim", lambda a, b: basic_iterative(model, a, b, eps)),
+                         ("cw", lambda a, b: cw(model, a, b))):
+        t = time.perf_counter()
+        adv = torch.cat([attack(xr[i:i + batch], yr[i:i + batch]) for i in range(0, len(xr), batch)])
+        with torch.no_grad():
+            fooled = torch.cat([model(adv[i:i + batch]).argmax(1) != yr[i:i + batch]
+                                for i in range(0, len(adv), batch)])
+        out[f"{name}_success"] = int(fooled.sum())
+        out[f"{name}_s"] = round(time.perf_counter() - t, 1)
+        if name == "cw":
+            l2 = (adv - xr).flatten(1).norm(dim=1)[fooled] * 255
+            out["cw_l2"] = round(float(l2.mean()), 1) if len(l2) else None
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", action="append", default=[], help="demo or a weights file; repeatable")
@@ -83,6 +115,8 @@ def main() -> None:
     ap.add_argument("--eps", type=float, default=8.0, help="L-inf eps in levels of 255")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--skip-autoattack", action="store_true", help="FGSM and PGD only (quick)")
+    ap.add_argument("--masking", action="store_true",
+                    help="also the success rates of fast, bim (at --eps) and cw (logits) on the right pictures")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
     import torchattacks
@@ -106,6 +140,8 @@ def main() -> None:
             assert float((adv - x).abs().max()) <= eps + 1e-6 and adv.min() >= 0 and adv.max() <= 1
             row[name] = accuracy(model, adv, y)
             row[f"{name}_s"] = round(time.perf_counter() - t, 1)
+        if args.masking:
+            row.update(masking(model, x, y, eps))
         rows.append(row)
         print(json.dumps(row), flush=True)
     keys = ["clean", "fgsm", "pgd20"] + ([] if args.skip_autoattack else ["autoattack"])
@@ -117,6 +153,15 @@ def main() -> None:
         cells = [f"{100 * r[k] / r['n']:.1f} [{100 * wilson(r[k], r['n'])[0]:.0f}, {100 * wilson(r[k], r['n'])[1]:.0f}]"
                  for k in keys]
         print(f"| {r['model']} | " + " | ".join(cells) + " |")
+    if args.masking:
+        print(f"\nAttack success on the pictures each model gets right (fast and bim at eps {args.eps:g}; cw on the "
+              "logits, unbounded), % [Wilson 95 %]:\n")
+        print("| model | right | fast | bim | cw | cw mean L2 (0-255) |")
+        print("|---|---|---|---|---|---|")
+        for r in rows:
+            cells = [f"{100 * r[k] / r['right']:.1f} [{100 * wilson(r[k], r['right'])[0]:.0f}, "
+                     f"{100 * wilson(r[k], r['right'])[1]:.0f}]" for k in ("fast_success", "bim_success", "cw_success")]
+            print(f"| {r['model']} | {r['right']} | " + " | ".join(cells) + f" | {r['cw_l2']} |")
     if args.out:
         args.out.write_text(json.dumps({"eps": args.eps, "count": args.count, "seed": args.seed, "rows": rows},
                                        indent=1) + "\n")

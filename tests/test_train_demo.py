@@ -22,14 +22,16 @@ def train_demo():
     return mod
 
 
-def test_the_training_attack_stays_in_the_eps_ball_and_the_box_and_raises_the_loss(train_demo, demo_model,
-                                                                                      demo_batch):
+@pytest.mark.parametrize("method, bound", [("pgd2", 1), ("fgsm-rs", 1), ("nfgsm", 3)])
+def test_the_training_attack_stays_in_its_ball_and_the_box_and_raises_the_loss(train_demo, demo_model, demo_batch,
+                                                                               method, bound):
     x, y = demo_batch
     net = demo_model.net
     eps = 8 / 255
-    adv = train_demo.fgsm_random_start(net, x, y, eps, torch.Generator().manual_seed(0))
-    assert float((adv - x).abs().max()) <= eps + 1e-6 and adv.min() >= 0 and adv.max() <= 1
-    assert float((adv - x).abs().mean()) > eps / 2          # a step of 1.25 eps from a random start, clipped
+    adv = train_demo.TRAINING_ATTACKS[method](net, x, y, eps, torch.Generator().manual_seed(0))
+    # PGD and FGSM-RS project to the eps-ball; N-FGSM does not, by design: noise of 2 eps and a step of eps
+    assert float((adv - x).abs().max()) <= bound * eps + 1e-6 and adv.min() >= 0 and adv.max() <= 1
+    assert float((adv - x).abs().mean()) > eps / 2
 
     def loss(z):
         with torch.no_grad():
