@@ -20,12 +20,14 @@ ALLOWED = {
     "models": FOUNDATION,
     "attacks": FOUNDATION | {"channel"},
     "channel": FOUNDATION,
-    "sheets": FOUNDATION | {"models", "attacks", "channel"},
+    "defenses": FOUNDATION | {"models", "channel"},
+    "sheets": FOUNDATION | {"models", "attacks", "channel", "defenses"},
     "capture": FOUNDATION | {"sheets"},
     "calibrate": FOUNDATION | {"channel", "sheets", "capture"},
-    "report": FOUNDATION | {"models", "attacks", "channel", "sheets", "capture"},
+    "report": FOUNDATION | {"models", "attacks", "channel", "defenses", "sheets", "capture"},
     "demo": FOUNDATION | {"sheets", "capture", "report"},
-    "cli": FOUNDATION | {"models", "attacks", "channel", "sheets", "capture", "calibrate", "report", "demo"},
+    "cli": FOUNDATION | {"models", "attacks", "channel", "defenses", "sheets", "capture", "calibrate", "report",
+                         "demo"},
     "__main__": {"cli"},
 }
 

@@ -1,0 +1,15 @@
+"""Defenses that transform the input, wrapped around any model (issue 20).
+
+A defense wraps a model and is a model (:func:`defend` returns a
+:class:`~physical.models.Classifier`); attacks see a model and never import this
+package. :mod:`.transforms` holds the steps as pure functions on [0, 1] NCHW images
+and BPDA's straight-through estimator; :mod:`.spec` the names, parameters and
+gradients of ``--defense SPEC``; :mod:`.model` the defended model, adaptive by
+construction (BPDA, and EoT over its randomness with ``samples`` > 1).
+"""
+from .model import DefendedNet, defend
+from .spec import KINDS, Step, describe, parse_defense, spec_text
+from .transforms import bit_depth, draw_randomize, jpeg, median, padded_size, randomize, straight_through
+
+__all__ = ["DefendedNet", "KINDS", "Step", "bit_depth", "defend", "describe", "draw_randomize", "jpeg", "median",
+           "padded_size", "parse_defense", "randomize", "spec_text", "straight_through"]

@@ -1,0 +1,73 @@
+"""A defended model: the defense's steps, then the model, as a Classifier like any other.
+
+:func:`defend` wraps a :class:`~physical.models.Classifier`: everything that takes a
+model (the attacks, make-sheets' predictions, the report) takes the defended one. Its
+gradient is the adaptive attacker's: BPDA through the steps without a useful gradient
+(:data:`~physical.defenses.spec.KINDS` says which) and, with ``samples`` K > 1, the
+expectation over K draws of the random steps (EoT, Athalye et al. 2018): each image is
+passed K times with fresh draws and the logits averaged, so that any gradient of the
+logits is the mean of the K per-draw gradients. The draws come from the module's own
+generator, seeded: the same calls give the same draws.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from ..models import Classifier
+from .spec import Step, describe, spec_text
+from .transforms import bit_depth, draw_randomize, jpeg, median, randomize, straight_through
+
+
+class DefendedNet(nn.Module):
+    """x in [0, 1] -> the steps -> ``model`` -> logits, averaged over ``samples`` draws.
+
+    Shape:
+        - x: (N, 3, H, W) in [0, 1] at the model's input size. Output: (N, C) logits.
+    """
+
+    def __init__(self, model: Classifier, steps: Sequence[Step], samples: int = 1, seed: int = 0) -> None:
+        super().__init__()
+        if samples < 1:
+            raise ValueError(f"samples must be at least 1, got {samples}")
+        self.model, self.steps, self.samples = model, list(steps), int(samples)
+        self.generator = torch.Generator().manual_seed(seed)
+        self.random = any(s.kind.random for s in self.steps)
+
+    def transform(self, x: Tensor) -> Tensor:
+        """The steps alone, with BPDA where declared (one draw per image for the random ones)."""
+        for step in self.steps:
+            if step.name == "jpeg":
+                x = straight_through(x, lambda z, q=step.param: jpeg(z, q))
+            elif step.name == "bits":
+                x = straight_through(x, lambda z, b=step.param: bit_depth(z, b))
+            elif step.name == "median":
+                x = median(x, step.param)
+            elif step.name == "randomize":
+                side, offset = draw_randomize(x.shape[0], x.shape[-1], self.generator)
+                x = randomize(x, side, offset)
+            else:  # parse_defense admits only the names above
+                raise ValueError(f"unknown defense step {step.name}")
+        return x
+
+    def forward(self, x: Tensor) -> Tensor:
+        k = self.samples if self.random else 1   # a deterministic defense gives the same logits every draw
+        n = x.shape[0]
+        logits = self.model(self.transform(x.repeat(k, 1, 1, 1) if k > 1 else x))
+        return logits.view(k, n, -1).mean(0) if k > 1 else logits
+
+
+def defend(model: Classifier, steps: Sequence[Step], samples: int = 1, seed: int = 0) -> Classifier:
+    """``model`` behind the defense ``steps``: a Classifier with the model's classes, sizes and weights'
+    checksum, whose id names the defense (``"demo+bits:4,jpeg:75"``); ``.defense`` holds
+    :func:`~physical.defenses.spec.describe`'s record. ``samples``: draws per forward pass (EoT;
+    1 to classify)."""
+    net = DefendedNet(model, steps, samples, seed)
+    out = Classifier(net, model_id=f"{model.model_id}+{spec_text(list(steps))}", class_names=model.class_names,
+                     input_size=model.input_size, resize_size=model.resize_size, mean=[0.0, 0.0, 0.0],
+                     std=[1.0, 1.0, 1.0], weights_sha256=model.weights_sha256, interpolation=model.interpolation,
+                     wnids=model.wnids)
+    out.defense = describe(list(steps), samples, seed)
+    return out.to(model.device)

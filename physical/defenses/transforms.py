@@ -1,0 +1,122 @@
+"""Input-transformation defenses: short pure functions on images in [0, 1], NCHW.
+
+Each takes ``(N, 3, H, W)`` in [0, 1] and returns the same shape, on the same
+device. The random one (:func:`randomize`) takes its draws as arguments
+(:func:`draw_randomize` makes them), so that it is a pure function too.
+
+- :func:`jpeg`: JPEG compression and decompression with the real codec (Guo et al. 2018,
+  Dziugaite et al. 2016), libjpeg-turbo through OpenCV on a CPU, nvJPEG on a GPU;
+- :func:`bit_depth`: reduction to ``bits`` bits per channel (Xu et al. 2018, "feature squeezing");
+- :func:`median`: a ``size`` x ``size`` median filter (Xu et al. 2018), Kornia's;
+- :func:`randomize`: Xie et al. (2018)'s random resizing and padding.
+
+:func:`straight_through` is BPDA's approximation of a step without a useful gradient
+(Athalye et al. 2018): the step's value forward, the identity backward.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+# Xie et al. resized 299 px pictures to [299, 331) px and padded them to 331: the ratio scales to any input size.
+XIE_RATIO = 331 / 299
+
+
+def _check(x: Tensor) -> None:
+    if x.ndim != 4 or x.shape[1] != 3:
+        raise ValueError(f"expected (N, 3, H, W) images, got shape {tuple(x.shape)}")
+
+
+def jpeg(x: Tensor, quality: int) -> Tensor:
+    """JPEG round trip at ``quality`` (1-100), 4:2:0 as phones and libjpeg's defaults: the real codec's
+    bytes, decoded, on the 8-bit grid; no gradient (use :func:`straight_through`).
+
+    Shape:
+        - x: (N, 3, H, W) in [0, 1]. Output: (N, 3, H, W) in [0, 1], multiples of 1/255.
+    """
+    from ..channel.codec import real_jpeg
+
+    _check(x)
+    if not 1 <= quality <= 100:
+        raise ValueError(f"JPEG quality must be in 1..100, got {quality}")
+    q = torch.full((x.shape[0],), int(quality), dtype=torch.int64)
+    return real_jpeg(x.detach().float(), q, inplace=False)
+
+
+def bit_depth(x: Tensor, bits: int) -> Tensor:
+    """Each channel rounded to ``2**bits`` levels evenly spaced on [0, 1]: ``round(x (2^b - 1)) / (2^b - 1)``.
+
+    Shape:
+        - x: (N, 3, H, W) in [0, 1]. Output: the same shape, on the grid of 2^bits levels.
+    """
+    _check(x)
+    if not 1 <= bits <= 8:
+        raise ValueError(f"bits must be in 1..8, got {bits}")
+    levels = 2 ** bits - 1
+    return torch.round(x.clamp(0, 1) * levels) / levels
+
+
+def median(x: Tensor, size: int) -> Tensor:
+    """A ``size`` x ``size`` median filter, reflecting at the borders (Kornia's ``median_blur``);
+    differentiable almost everywhere (the gradient goes to each window's median pixel).
+
+    Shape:
+        - x: (N, 3, H, W). Output: (N, 3, H, W).
+    """
+    from kornia.filters import median_blur
+
+    _check(x)
+    if size < 2 or size % 2 == 0:
+        raise ValueError(f"median size must be odd and at least 3, got {size}")
+    return median_blur(x, size)
+
+
+def padded_size(size: int) -> int:
+    """The side Xie et al.'s padding reaches for an input of ``size`` px (331 for 299)."""
+    return int(round(size * XIE_RATIO))
+
+
+def draw_randomize(n: int, size: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+    """Per image, the resized side ``r``, uniform in [size, padded_size(size)), and the padding's top-left
+    offset, uniform in [0, padded - r] each way. Returns (N,) int64 sides and (N, 2) int64 (top, left)."""
+    full = padded_size(size)
+    side = torch.randint(size, max(size + 1, full), (n,), generator=generator)
+    top = (torch.rand(n, generator=generator) * (full - side + 1)).floor().long()
+    left = (torch.rand(n, generator=generator) * (full - side + 1)).floor().long()
+    return side, torch.stack([top, left], dim=1)
+
+
+def randomize(x: Tensor, side: Tensor, offset: Tensor) -> Tensor:
+    """Xie et al. (2018): each image resized (bilinear) to ``side`` px, placed at ``offset`` on a black
+    square of :func:`padded_size` px, then resized back to the input size (bilinear; Xie et al. fed
+    the 331 px square to Inception, which not every model takes). Differentiable.
+
+    Shape:
+        - x: (N, 3, H, W) in [0, 1], H == W; side: (N,) int; offset: (N, 2) int (top, left).
+        - Output: (N, 3, H, W).
+    """
+    _check(x)
+    n, _, h, w = x.shape
+    if h != w:
+        raise ValueError(f"randomize needs square images, got {h}x{w}")
+    full = padded_size(h)
+    side, offset = side.cpu(), offset.cpu()
+    if ((side < h) | (side > full) | (offset < 0).any(1) | (offset > (full - side)[:, None]).any(1)).any():
+        raise ValueError(f"randomize: a side and offset do not fit the {full} px square")
+    canvas = x.new_zeros(n, 3, full, full)
+    for s in side.unique().tolist():       # one resize per distinct side (a few), one paste per image
+        members = (side == s).nonzero()[:, 0]
+        small = F.interpolate(x[members.to(x.device)], size=(s, s), mode="bilinear", align_corners=False)
+        for j, i in enumerate(members.tolist()):
+            t, l = offset[i].tolist()
+            canvas[i, :, t:t + s, l:l + s] = small[j]
+    return F.interpolate(canvas, size=(h, w), mode="bilinear", align_corners=False)
+
+
+def straight_through(x: Tensor, step: Callable[[Tensor], Tensor]) -> Tensor:
+    """BPDA with the identity: ``step(x)``'s value forward, the gradient of ``x`` backward
+    (``x + (step(x) - x).detach()``)."""
+    return x + (step(x.detach()) - x).detach()

@@ -1,0 +1,116 @@
+"""Input-transformation defenses: each step against a reference, BPDA's backward, EoT's gradient."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from physical.defenses import (bit_depth, defend, draw_randomize, jpeg, median, padded_size, parse_defense,
+                               randomize, spec_text, straight_through)
+from physical.errors import PhysicalError
+
+
+def test_jpeg_is_the_real_codec_byte_for_byte(demo_batch):
+    from torchvision.io import decode_jpeg, encode_jpeg
+
+    x, _ = demo_batch
+    u = (x * 255).round().to(torch.uint8)
+    for q in (75, 30):
+        ref = torch.stack([decode_jpeg(encode_jpeg(img, quality=q)) for img in u]).float() / 255
+        assert torch.equal(jpeg(u.float() / 255, q), ref)
+    with pytest.raises(ValueError):
+        jpeg(x, 0)
+
+
+def test_bit_depth_levels_are_exact():
+    x = torch.tensor([0.0, 0.03, 0.2, 0.49, 0.51, 0.97, 1.0]).view(1, 1, 1, 7).repeat(1, 3, 1, 1)
+    assert bit_depth(x, 1)[0, 0, 0].tolist() == [0, 0, 0, 0, 1, 1, 1]
+    # 4 bits: the 16 levels k / 15; 0.2 * 15 = 3, 0.49 * 15 = 7.35, 0.51 * 15 = 7.65, 0.97 * 15 = 14.55
+    assert (bit_depth(x, 4)[0, 0, 0] * 15).round().tolist() == [0, 0, 3, 7, 8, 15, 15]
+    assert torch.equal(bit_depth(x, 8), torch.round(x * 255) / 255)
+    y = bit_depth(torch.rand(2, 3, 8, 8), 3) * 7
+    assert torch.allclose(y, y.round(), atol=1e-5)
+
+
+def test_median_equals_scipy_with_mirrored_borders():
+    from scipy.ndimage import median_filter
+
+    x = torch.rand(2, 3, 9, 11, generator=torch.Generator().manual_seed(0))
+    ref = median_filter(x.numpy(), size=(1, 1, 3, 3), mode="mirror")
+    assert np.allclose(median(x, 3).numpy(), ref)
+
+
+def test_randomize_draws_sizes_in_xies_range_and_keeps_the_input_size():
+    g = torch.Generator().manual_seed(0)
+    side, offset = draw_randomize(500, 32, g)
+    full = padded_size(32)
+    assert full == 35 and padded_size(299) == 331
+    assert side.min() == 32 and side.max() == full - 1          # [32, 35): every side drawn
+    assert (offset >= 0).all() and (offset <= (full - side)[:, None]).all()
+    assert torch.equal(draw_randomize(500, 32, torch.Generator().manual_seed(0))[0], side)   # seeded
+    ones = torch.ones(4, 3, 32, 32)
+    s = torch.tensor([32, 33, 34, 34])
+    out = randomize(ones, s, torch.tensor([[0, 0], [1, 2], [0, 1], [1, 0]]))
+    assert out.shape == ones.shape
+    # the picture covers (side / 35)^2 of the black square it is pasted on, resized back
+    assert torch.allclose(out.mean((1, 2, 3)), (s.float() / full) ** 2, atol=0.02)
+    with pytest.raises(ValueError):
+        randomize(ones[:1], torch.tensor([36]), torch.tensor([[0, 0]]))
+
+
+def test_bpda_backward_is_the_identity_it_declares():
+    x = torch.rand(2, 3, 8, 8, requires_grad=True)
+    w = torch.randn(2, 3, 8, 8)
+    y = straight_through(x, lambda z: bit_depth(z, 2))
+    assert torch.equal(y.detach(), bit_depth(x.detach(), 2))            # forward: the step's value
+    (g,) = torch.autograd.grad((w * y).sum(), x)
+    x2 = x.detach().requires_grad_(True)
+    (ref,) = torch.autograd.grad((w * x2).sum(), x2)                     # autograd on the approximation
+    assert torch.equal(g, ref)
+
+
+def test_eot_gradient_is_the_mean_of_per_draw_gradients(demo_model, demo_batch):
+    x, _ = demo_batch
+    x = x[:4]
+    steps = parse_defense("bits:5,randomize")
+    k, seed = 3, 7
+    defended = defend(demo_model, steps, samples=k, seed=seed)
+    xg = x.clone().requires_grad_(True)
+    with torch.enable_grad():
+        logits = defended(xg)
+        (g,) = torch.autograd.grad(logits[:, 0].sum() - logits[:, 3].sum(), xg)
+    # the same draws by hand: K x N of them from the same seed, one forward per draw
+    side, offset = draw_randomize(k * len(x), 32, torch.Generator().manual_seed(seed))
+    per_draw = []
+    for d in range(k):
+        xd = x.clone().requires_grad_(True)
+        with torch.enable_grad():
+            z = demo_model(randomize(straight_through(xd, lambda v: bit_depth(v, 5)),
+                                     side[d * 4:(d + 1) * 4], offset[d * 4:(d + 1) * 4]))
+            per_draw.append(torch.autograd.grad(z[:, 0].sum() - z[:, 3].sum(), xd)[0])
+    assert torch.allclose(g, torch.stack(per_draw).mean(0), atol=1e-6)
+    assert not torch.allclose(per_draw[0], per_draw[1])                  # the draws differ
+
+
+def test_defended_model_is_a_model_named_after_its_defense(demo_model, demo_batch):
+    x, y = demo_batch
+    d = defend(demo_model, parse_defense("bits:4,jpeg"), seed=1)
+    assert d.model_id == "demo+bits:4,jpeg:75" and d.input_size == demo_model.input_size
+    assert d.weights_sha256 == demo_model.weights_sha256
+    assert d.defense["spec"] == "bits:4,jpeg:75" and d.defense["steps"][1]["gradient"].startswith("BPDA")
+    with torch.no_grad():
+        assert torch.equal(d(x), demo_model(jpeg(bit_depth(x, 4), 75)))
+    assert all(not p.requires_grad for p in d.parameters())
+
+
+@pytest.mark.parametrize("spec, needle", [
+    ("jpeg:101", "out of range"), ("median:4", "odd"), ("blur:3", "unknown defense 'blur'"),
+    ("randomize:3", "takes no parameter"), ("bits:x", "whole number"), (",", "at least one")])
+def test_bad_defense_specs_say_why(spec, needle):
+    with pytest.raises(PhysicalError, match=needle) as err:
+        parse_defense(spec)
+    assert "\n" not in str(err.value)
+
+
+def test_spec_text_writes_the_defaults():
+    assert spec_text(parse_defense("bits, jpeg:30 ,median,randomize")) == "bits:4,jpeg:30,median:3,randomize"
