@@ -124,6 +124,15 @@ def make_sheets_cmd(
     onepixel_population: int = typer.Option(400, "--onepixel-population", help="onepixel: candidates per image."),
     onepixel_generations: int = typer.Option(100, "--onepixel-generations",
                                              help="onepixel: generations at most (fewer for a quicker, weaker attack)."),
+    defense: Optional[str] = typer.Option(None, "--defense",
+                                          help="Input-transformation defense in front of the model, steps in order: "
+                                               "jpeg:Q, bits:B, median:K, randomize (e.g. bits:4,jpeg:75,randomize). "
+                                               "Attacks are adaptive: BPDA and EoT over its randomness."),
+    defense_samples: int = typer.Option(8, "--defense-samples",
+                                        help="EoT: draws of a random defense per gradient of an adaptive attack."),
+    non_adaptive: bool = typer.Option(False, "--non-adaptive",
+                                      help="Attack the bare model and evaluate the defended one (what the "
+                                           "defenses' papers reported)."),
 ) -> None:
     """Attack pictures and lay clean and adversarial versions on printable PDF sheets."""
     from .sheets.run import digital_accuracy, make_sheets
@@ -142,6 +151,7 @@ def make_sheets_cmd(
                                  cw_least_likely=cw_least_likely, onepixel_pixels=_int_list(onepixel_pixels,
                                                                                            "--onepixel-pixels"),
                                  onepixel_population=onepixel_population, onepixel_generations=onepixel_generations,
+                                 defense=defense, defense_samples=defense_samples, non_adaptive=non_adaptive,
                                  progress=progress, warn=_warn)
     except PhysicalError as exc:
         _fail(str(exc))
@@ -152,6 +162,11 @@ def make_sheets_cmd(
               f"{len(m['images'][0]['variants'])} variants on {result.n_pages} pages "
               f"({m['layout']['paper'].upper()}, {m['layout']['image_size_mm']:g} mm images), model {m['model']['id']}")
     worst = ", ".join(f"{k} {100 * v:.0f}%" for k, v in acc.items())
+    if "defense" in m["model"]:
+        d = m["model"]["defense"]
+        out.print(f"defense {d['spec']} (seed {d['seed']}): attacks " + (
+            "on the bare model (non-adaptive)" if not d["adaptive"] else
+            f"adaptive (BPDA, EoT over {d['attack_samples']} draws)"), soft_wrap=True)
     out.print(f"digital top-1 accuracy: {worst}")
     out.print(f"wrote {result.out / 'sheets.pdf'}, {result.out / 'images'}/, {result.out / 'manifest.json'}")
     out.print("next: print sheets.pdf at 100% (actual size), photograph each page with all four QR "

@@ -114,3 +114,71 @@ def test_bad_defense_specs_say_why(spec, needle):
 
 def test_spec_text_writes_the_defaults():
     assert spec_text(parse_defense("bits, jpeg:30 ,median,randomize")) == "bits:4,jpeg:30,median:3,randomize"
+
+
+def test_make_sheets_with_a_defense_adaptive_and_not(tmp_path):
+    from physical.sheets.run import make_sheets
+
+    opts = dict(count=3, seed=2, methods=["fast", "bim", "pgd"], eps=[8], pgd_steps=5)
+    bare = make_sheets(tmp_path / "bare", **opts).manifest
+    na = make_sheets(tmp_path / "na", defense="bits:4,jpeg:75,randomize", non_adaptive=True, **opts).manifest
+    ad = make_sheets(tmp_path / "ad", defense="bits:4,jpeg:75,randomize", defense_samples=2, **opts).manifest
+
+    def shas(m):
+        return {(r["id"], v["name"]): v["sha256"] for r in m["images"] for v in r["variants"]}
+
+    # --non-adaptive attacks the bare model: its images are those made without the defense
+    assert shas(na) == shas(bare)
+    # the adaptive attack differentiates the defended model: other adversarial images, the same clean ones
+    differ = {k for k in shas(ad) if shas(ad)[k] != shas(bare)[k]}
+    assert differ and all(name != "clean" for _, name in differ)
+    d = ad["model"]["defense"]
+    assert d["spec"] == "bits:4,jpeg:75,randomize" and d["adaptive"] and d["attack_samples"] == 2
+    assert na["model"]["defense"]["adaptive"] is False and "defense" not in bare["model"]
+    assert ad["model"]["id"] == bare["model"]["id"] == "demo"      # the model itself; the defense beside it
+
+
+def test_make_sheets_defense_errors(tmp_path):
+    from physical.sheets.run import make_sheets
+
+    with pytest.raises(PhysicalError, match="--non-adaptive needs --defense"):
+        make_sheets(tmp_path / "x", count=1, non_adaptive=True)
+    with pytest.raises(PhysicalError, match="unknown defense"):
+        make_sheets(tmp_path / "x", count=1, defense="jpg:75")
+    assert not (tmp_path / "x").exists()
+
+
+def test_defended_experiment_end_to_end_with_the_bare_model_beside_it(tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from physical.cli import app
+
+    runner = CliRunner()
+    p, photos, cap = tmp_path / "printouts", tmp_path / "photos", tmp_path / "captures"
+    r = runner.invoke(app, ["make-sheets", "--out", str(p), "--count", "2", "--methods", "fast,bim", "--eps", "8",
+                            "--defense", "bits:4,jpeg:75", "--non-adaptive"])
+    assert r.exit_code == 0, r.output
+    assert "defense bits:4,jpeg:75 (seed 0): attacks on the bare model (non-adaptive)" in r.output
+    assert runner.invoke(app, ["simulate-photos", "--printouts", str(p), "--out", str(photos)]).exit_code == 0
+    assert runner.invoke(app, ["ingest", str(photos), "--printouts", str(p), "--out", str(cap)]).exit_code == 0
+    r = runner.invoke(app, ["report", "--captures", str(cap), "--printouts", str(p), "--no-artificial",
+                            "--model", "demo", "--model", "demo+median:3"])
+    assert r.exit_code == 0, r.output
+    figures = json.loads((cap / "report" / "figures.json").read_text())
+    assert figures["models"] == ["demo+bits:4,jpeg:75", "demo", "demo+median:3"]
+    assert set(figures["defenses"]) == {"demo+bits:4,jpeg:75", "demo+median:3"}
+    # the defended model's digital predictions are those of the defended images
+    from physical.defenses import bit_depth, jpeg
+    from physical.models import load_model, open_rgb, preprocess
+
+    demo = load_model("demo", device="cpu")
+    manifest = json.loads((p / "manifest.json").read_text())
+    rec = manifest["images"][0]
+    x = torch.stack([preprocess(open_rgb(p / v["file"]), demo) for v in rec["variants"]])
+    with torch.no_grad():
+        top1 = demo(jpeg(bit_depth(x, 4), 75)).argmax(1).tolist()
+    assert top1 == [v["top5"][0]["index"] for v in rec["variants"]]
+    html = (cap / "report" / "report.html").read_text()
+    assert "attacked non-adaptively" in html and "Model demo+median:3" in html

@@ -10,6 +10,10 @@ from typing import NamedTuple
 
 from ..errors import PhysicalError
 
+# EoT draws of a random defense per gradient, by default (--defense-samples): each costs a forward and
+# backward pass of the model.
+DEFENSE_SAMPLES = 8
+
 
 class Kind(NamedTuple):
     default: int | None     # the parameter when the spec names none (None: takes no parameter)

@@ -220,6 +220,13 @@ def tables(manifest: dict[str, Any], digital: dict[tuple[str, str], Top5],
     return records
 
 
+def attacked_model_id(manifest: dict[str, Any]) -> str:
+    """The id under which the report shows the experiment's own model: ``"demo"``, or behind the
+    experiment's defense ``"demo+bits:4,jpeg:75"`` (as :func:`physical.defenses.defend` names it)."""
+    info = manifest["model"]
+    return info["id"] + (f"+{info['defense']['spec']}" if info.get("defense") else "")
+
+
 def check_classes(model: Classifier, manifest: dict[str, Any]) -> None:
     names = manifest["model"]["class_names"]
     if list(model.class_names) != list(names):

@@ -24,7 +24,7 @@ from typing import Any
 
 from ..attacks import method_rank
 from ..files import write_atomic
-from .figures import (DIGITAL, METHOD_NAMES, MIN_GAP_N, Cell, cell_label, cells_in_order, gap_text, norm_text,
+from .figures import (DIGITAL, METHOD_NAMES, attacked_model_id, MIN_GAP_N, Cell, cell_label, cells_in_order, gap_text, norm_text,
                       optional_number, rate_of, robust_accuracy, setting_of, sim_to_real_gap, source_label,
                       source_order, typed_row, variant_cells)
 from .metrics import Rate
@@ -257,7 +257,7 @@ def choose_examples(predictions: Sequence[dict[str, Any]], model: str, limit: in
     for p in predictions:
         if p.get("model") == model and p.get("variant") == "clean" and p.get("digital_top5"):
             clean_top1.setdefault(p["image_id"], int(str(p["digital_top5"]).split()[0]))
-    if manifest is not None and manifest["model"]["id"] == model:
+    if manifest is not None and attacked_model_id(manifest) == model:
         for rec in manifest["images"]:
             top5 = next((v.get("top5") for v in rec["variants"] if v["name"] == "clean"), None)
             if top5:
@@ -515,7 +515,7 @@ def gap_table(gaps: Sequence[dict[str, Any]]) -> str:
 def _facts(manifest: dict[str, Any], figures: Sequence[dict[str, Any]], predictions: Sequence[dict[str, Any]],
            models: Sequence[str], names: dict[str, str]) -> tuple[str, str]:
     attack = manifest.get("attack", {})
-    primary = manifest["model"]["id"]
+    primary = attacked_model_id(manifest)
     model_txt = ", ".join(e(m) + (" <span class=\"muted\">(attacked model)</span>" if m == primary else
                                   " <span class=\"muted\">(transfer)</span>") for m in models) or e(primary)
     cells = variant_cells(manifest)
@@ -549,6 +549,17 @@ def _facts(manifest: dict[str, Any], figures: Sequence[dict[str, Any]], predicti
     return f'<dl class="facts">{facts}</dl>', warn
 
 
+def attacked_role(manifest: dict[str, Any]) -> str:
+    """How the experiment's own model was attacked, for its section's title."""
+    d = manifest["model"].get("defense")
+    if not d:
+        return "attacked model"
+    if not d.get("adaptive", True):
+        return (f"defended by {d['spec']}; attacked non-adaptively: the adversarial images were made on the "
+                f"bare {manifest['model']['id']}")
+    return f"defended by {d['spec']}; attacked adaptively (BPDA, EoT over {d.get('attack_samples', 1)} draws)"
+
+
 def render_html(*, manifest: dict[str, Any], figures: Sequence[dict[str, Any]],
                 predictions: Sequence[dict[str, Any]], captures: Path, printouts: Path,
                 plots: Sequence[Path] = (), eps_plots: Mapping[str, Path] | None = None,
@@ -558,7 +569,7 @@ def render_html(*, manifest: dict[str, Any], figures: Sequence[dict[str, Any]],
     # figures.csv rows are strings: the same as figures.json's once the numbers are numbers
     figures = [typed_row(f) for f in figures]
     models = list(dict.fromkeys(f["model"] for f in figures)) or list(dict.fromkeys(p["model"] for p in predictions))
-    primary = manifest["model"]["id"]
+    primary = attacked_model_id(manifest)
     exp = e(manifest["experiment_id"])
     facts, warn = _facts(manifest, figures, predictions, models, names)
     toc: list[tuple[str, str, list[tuple[str, str]]]] = [("setup", "Experiment", [])]
@@ -571,7 +582,8 @@ def render_html(*, manifest: dict[str, Any], figures: Sequence[dict[str, Any]],
         fig = [f for f in figures if f["model"] == model]
         sources = source_order(f["source"] for f in fig)
         cells = cells_in_order(fig)
-        role = "attacked model" if model == primary else "transfer: adversarial images made on " + primary
+        role = (attacked_role(manifest) if model == primary
+                else "transfer: adversarial images made on " + manifest["model"]["id"])
         sid = f"model-{mi}"
         what = " vs ".join(source_label(s) for s in sources)
         sub = []

@@ -135,24 +135,36 @@ class ReportResult:
 
 
 def load_models(manifest: dict[str, Any], weights: Path | None = None, others: Sequence[str] = (),
-                device: str | None = None) -> list[Classifier]:
-    """The experiment's own model (checked against the manifest's checksum), then the others.
+                device: str | None = None, seed: int = 0) -> list[Classifier]:
+    """The experiment's own model (checked against the manifest's checksum; behind the experiment's
+    defense when it had one), then the others.
 
-    ``others`` are ``--model`` specs for black-box transfer, each optionally
-    ``SPEC=WEIGHTS_FILE`` (e.g. ``torchvision:resnet50=~/resnet50.pth``).
+    ``others`` are ``--model`` specs for black-box transfer, each optionally ``SPEC+DEFENSE`` (a model
+    behind an input-transformation defense, ``demo+bits:4,jpeg:75``) and ``=WEIGHTS_FILE``
+    (``torchvision:resnet50=~/resnet50.pth``). Random defenses draw from ``seed``.
     """
     info = manifest["model"]
     primary = load_model(info.get("spec", info["id"]), weights, device)
     if primary.weights_sha256 != info["weights_sha256"]:
         raise PhysicalError(f"the weights of {info['id']} differ from those the experiment was made with "
                             f"(sha256 {info['weights_sha256'][:12]}...); pass the same file with --weights")
+    if info.get("defense"):
+        primary = _defended(primary, info["defense"]["spec"], seed)
     models = [primary]
     for spec in others:
         name, _, file = spec.partition("=")
-        models.append(load_model(name, Path(file).expanduser() if file else None, device))
+        name, _, defense = name.partition("+")
+        model = load_model(name, Path(file).expanduser() if file else None, device)
+        models.append(_defended(model, defense, seed) if defense else model)
     for m in models:
         check_classes(m, manifest)
     return models
+
+
+def _defended(model: Classifier, spec: str, seed: int) -> Classifier:
+    from ..defenses import defend, parse_defense
+
+    return defend(model, parse_defense(spec), samples=1, seed=seed)
 
 
 def make_report(captures: Path = Path("captures"), *, printouts: Path = Path("printouts"),
@@ -188,7 +200,7 @@ def make_report(captures: Path = Path("captures"), *, printouts: Path = Path("pr
     manifest = with_perturbations(manifest, printouts)
     default_out = (Path(printouts) if simulated_only else Path(captures)) / REPORT_DIR
     out = Path(out) if out is not None else default_out
-    classifiers = load_models(manifest, weights, models, device)
+    classifiers = load_models(manifest, weights, models, device, seed)
 
     figures: list[dict[str, Any]] = []
     predictions: list[dict[str, Any]] = []
@@ -224,7 +236,9 @@ def make_report(captures: Path = Path("captures"), *, printouts: Path = Path("pr
     # null (methods without eps), so (method, eps) no longer names a cell (onepixel d=1 and d=3 share it).
     meta = {
         "format": "physical-report", "format_version": 2, "experiment_id": manifest["experiment_id"],
-        "models": [m.model_id for m in classifiers], "labels_from": manifest["images"][0].get("label_from"),
+        "models": [m.model_id for m in classifiers],
+        "defenses": {m.model_id: m.defense for m in classifiers if getattr(m, "defense", None)},
+        "labels_from": manifest["images"][0].get("label_from"),
         "n_crops": len(rows), "n_photos": n_photos, "n_slots_photographed": len(slots),
         "counting": "each photo of a slot is one observation" + (
             f" ({len(rows) - len(slots)} crops are repeat photos of a slot)" if len(rows) > len(slots) else ""),

@@ -30,6 +30,7 @@ from ..attacks import (CHANNEL_METHODS, EOT_DIGITAL, EOT_SAMPLES, EPS_METHODS, M
 from ..attacks.cw import CW_CONFIDENCE, CW_SEARCH_STEPS, CW_STEPS
 from ..attacks.onepixel import ONEPIXEL_GENERATIONS, ONEPIXEL_POPULATION
 from ..attacks.pgd import PGD_RESTARTS, PGD_STEPS
+from ..defenses.spec import DEFENSE_SAMPLES
 from ..errors import PhysicalError
 from ..models import Classifier, load_model, quantize_8bit, to_uint8
 from ..version import __version__
@@ -120,6 +121,9 @@ def make_sheets(
     onepixel_pixels: Sequence[int] = (1,),
     onepixel_population: int = ONEPIXEL_POPULATION,
     onepixel_generations: int = ONEPIXEL_GENERATIONS,
+    defense: str | None = None,
+    defense_samples: int = DEFENSE_SAMPLES,
+    non_adaptive: bool = False,
     progress: Progress | None = None,
     warn: Callable[[str], None] | None = None,
 ) -> SheetsResult:
@@ -135,6 +139,11 @@ def make_sheets(
     ``eot_digital`` in the expectation. ``pgd_*``, ``cw_*`` and ``onepixel_pixels`` are the
     options of those attacks (README, make-sheets); methods without eps (cw, lbfgs, onepixel)
     make one variant each, onepixel one per number of pixels.
+    ``defense`` (``--defense SPEC``, :mod:`physical.defenses`) puts input transformations in front of
+    the model: every prediction is the defended model's (one seeded draw of its randomness per
+    image), and the attacks are adaptive (BPDA, and EoT over ``defense_samples`` draws per
+    gradient) unless ``non_adaptive``, which attacks the bare model, as the defenses' own papers
+    did, and evaluates the defended one.
     ``progress(stage, done, total)`` is called as work advances.
     """
     out = Path(out)
@@ -176,10 +185,26 @@ def make_sheets(
             raise PhysicalError(f"--channel: {exc}") from None
     if batch_size < 1:
         raise PhysicalError(f"--batch-size {batch_size}: must be at least 1")
+    steps = None
+    if defense is not None:
+        from ..defenses import parse_defense
+
+        steps = parse_defense(defense)
+        if defense_samples < 1:
+            raise PhysicalError(f"--defense-samples {defense_samples}: must be at least 1")
+    elif non_adaptive:
+        raise PhysicalError("--non-adaptive needs --defense: it attacks the bare model and evaluates the defended one")
     old = _check_output(out, force)
     progress = progress or (lambda stage, done, total: None)
 
-    clf = model if isinstance(model, Classifier) else load_model(model, weights, device)
+    bare = model if isinstance(model, Classifier) else load_model(model, weights, device)
+    # clf classifies (the defended model, one draw per image); attacker is what the attacks differentiate.
+    clf, attacker = bare, bare
+    if steps is not None:
+        from ..defenses import defend
+
+        clf = defend(bare, steps, samples=1, seed=seed)
+        attacker = bare if non_adaptive else defend(bare, steps, samples=defense_samples, seed=seed + 1)
     pictures, labels_source = load_pictures(clf, images, labels, count, seed, warn)
     experiment_id = new_experiment_id()
     settings = AttackSettings(channel=eot_channel if eot_channel is not None else "typical", channel_name=str(channel),
@@ -221,8 +246,11 @@ def make_sheets(
             clean_probs = clf(x).softmax(dim=1)
         y = torch.tensor([p.label if p.label is not None else -1 for p in batch], device=clf.device)
         y = torch.where(y < 0, clean_probs.argmax(dim=1), y)  # --labels predicted: the model's own top-1
+        if attacker is not clf:
+            with torch.no_grad():
+                clean_probs = attacker(x).softmax(dim=1)     # the least-likely class as the attacker sees it
         y_ll = clean_probs.argmin(dim=1)
-        grid = attack_grid(clf, x, y, [e / 255 for e in eps], [m for m in methods if m in PAPER_METHODS])
+        grid = attack_grid(attacker, x, y, [e / 255 for e in eps], [m for m in methods if m in PAPER_METHODS])
         batch_images = {variants[0]: x}
         for k, v in enumerate(variants[1:]):
             # Seeded per batch and variant: the same command makes the same images (EoT keeps the
@@ -230,7 +258,7 @@ def make_sheets(
             salt = v.eps * 7 + CHANNEL_METHODS.index(v.method) if v.method in CHANNEL_METHODS else 1000 + k
             key = seed * 1_000_003 + start * 101 + salt
             adv = grid[(v.method, v.eps / 255)] if v.method in PAPER_METHODS else \
-                run_attack(v, clf, x, y, y_ll, settings, key)
+                run_attack(v, attacker, x, y, y_ll, settings, key)
             batch_images[v] = quantize_8bit(adv)
         # Predictions of exactly the saved 8-bit images, all variants in one pass.
         stacked = torch.cat(list(batch_images.values()))
@@ -273,7 +301,11 @@ def make_sheets(
             "tool_version": __version__,
             "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
             # spec: what --model said, so later stages can load the same model again.
-            "model": {**clf.describe(), "spec": model if isinstance(model, str) else clf.model_id},
+            "model": {**bare.describe(), "spec": model if isinstance(model, str) else bare.model_id,
+                      **({"defense": {**clf.defense, "adaptive": not non_adaptive,
+                                      "attack_samples": 1 if non_adaptive else defense_samples,
+                                      "attack_seed": None if non_adaptive else seed + 1}}
+                         if steps is not None else {})},
             "attack": {
                 "methods": methods, "eps": eps, "alpha": 1,
                 "steps": {str(e): eps_steps(e / 255) for e in eps},
