@@ -313,7 +313,8 @@ def report_cmd(
     out_dir: Optional[Path] = typer.Option(None, "--out", help="Report folder (default: CAPTURES/report)."),
     weights: Optional[Path] = typer.Option(None, help="Weights file of the experiment's model, if it needed one."),
     model: list[str] = typer.Option([], "--model", help="Another model to evaluate the same crops on "
-                                                        "(black-box transfer): SPEC or SPEC=WEIGHTS_FILE; repeatable."),
+                                                        "(black-box transfer): SPEC, SPEC+DEFENSE (e.g. demo+jpeg:75) or "
+                                                        "SPEC=WEIGHTS_FILE; repeatable."),
     simulated: str = typer.Option("typical", help="Kornia print-and-photo channel whose figures are shown beside "
                                                   "the photos': a preset (mild, typical, harsh), a profile from "
                                                   "`physical calibrate` (FILE.json), or none."),
