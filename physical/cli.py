@@ -327,6 +327,9 @@ def report_cmd(
                                          "blur, noise, JPEG) over the digital images."),
     batch_size: int = typer.Option(256, help="Images classified at once."),
     device: Optional[str] = typer.Option(None, help="cpu or cuda (default: cuda when available)."),
+    defense_draws: int = typer.Option(4, "--defense-draws",
+                                      help="A model behind a random defense classifies every image this many times "
+                                           "(seeded draws); its accuracy is the mean over them."),
 ) -> None:
     """Classify the crops and compute the paper's accuracy and destruction-rate tables."""
     from .report.run import make_report
@@ -338,7 +341,7 @@ def report_cmd(
                                  simulated=None if simulated == "none" else simulated,
                                  simulated_only=simulated_only, seed=seed,
                                  artificial=artificial, batch_size=batch_size, device=device,
-                                 progress=_stage_progress(bar), warn=_warn)
+                                 defense_draws=defense_draws, progress=_stage_progress(bar), warn=_warn)
     except PhysicalError as exc:
         _fail(str(exc))
     m = result.manifest

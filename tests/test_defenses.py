@@ -182,3 +182,40 @@ def test_defended_experiment_end_to_end_with_the_bare_model_beside_it(tmp_path):
     assert top1 == [v["top5"][0]["index"] for v in rec["variants"]]
     html = (cap / "report" / "report.html").read_text()
     assert "attacked non-adaptively" in html and "Model demo+median:3" in html
+
+
+def test_a_random_defense_is_classified_over_seeded_draws_and_its_counts_summed(tmp_path):
+    import inspect
+
+    from physical import cli
+    from physical.capture.camera import simulate_photos
+    from physical.capture.run import ingest
+    from physical.report.figures import lookup
+    from physical.report.run import digital_images, load_models, make_report
+    from physical.sheets.manifest import read_manifest
+    from physical.sheets.run import make_sheets
+
+    assert inspect.signature(cli.report_cmd).parameters["defense_draws"].default.default == \
+        inspect.signature(make_report).parameters["defense_draws"].default
+    p = tmp_path / "printouts"
+    make_sheets(p, count=3, methods=["fast"], eps=[8], defense="randomize", non_adaptive=True)
+    simulate_photos(p, tmp_path / "photos", seed=1)
+    ingest(tmp_path / "photos", printouts=p, out=tmp_path / "captures")
+    res = make_report(tmp_path / "captures", printouts=p, artificial=False, simulated=None, defense_draws=3, seed=5)
+    row = lookup(res.figures, model="demo+randomize", source="photo", case="average", table="accuracy",
+                 variant="digital_adv", metric="top1")[0]
+    # by hand: the same three seeded draws over the digital images, counted
+    manifest = read_manifest(p)
+    model = load_models(manifest, seed=5)[0]
+    keys, x = digital_images(model, manifest, p)
+    labels = {r["id"]: r["label"] for r in manifest["images"]}
+    k = 0
+    for d in range(3):
+        model.net.generator.manual_seed(5 * 1_000_003 + d)
+        with torch.no_grad():
+            top1 = model(x).argmax(1).tolist()
+        k += sum(t == labels[i] for (i, v), t in zip(keys, top1) if v == "fast_e8")
+    assert (row["k"], row["n"]) == (k, 3 * 3)
+    import json
+    meta = json.loads((res.out / "figures.json").read_text())
+    assert meta["defenses"]["demo+randomize"]["draws"] == 3 and "each of 3 draws" in meta["counting"]

@@ -8,8 +8,8 @@ gradients of ``--defense SPEC``; :mod:`.model` the defended model, adaptive by
 construction (BPDA, and EoT over its randomness with ``samples`` > 1).
 """
 from .model import DefendedNet, defend
-from .spec import DEFENSE_SAMPLES, KINDS, Step, describe, parse_defense, spec_text
+from .spec import DEFENSE_DRAWS, DEFENSE_SAMPLES, KINDS, Step, describe, parse_defense, spec_text
 from .transforms import bit_depth, draw_randomize, jpeg, median, padded_size, randomize, straight_through
 
-__all__ = ["DEFENSE_SAMPLES", "DefendedNet", "KINDS", "Step", "bit_depth", "defend", "describe", "draw_randomize", "jpeg", "median",
+__all__ = ["DEFENSE_DRAWS", "DEFENSE_SAMPLES", "DefendedNet", "KINDS", "Step", "bit_depth", "defend", "describe", "draw_randomize", "jpeg", "median",
            "padded_size", "parse_defense", "randomize", "spec_text", "straight_through"]

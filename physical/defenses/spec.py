@@ -13,6 +13,9 @@ from ..errors import PhysicalError
 # EoT draws of a random defense per gradient, by default (--defense-samples): each costs a forward and
 # backward pass of the model.
 DEFENSE_SAMPLES = 8
+# Draws of a random defense's randomness over which the report classifies every image (its accuracy is the
+# mean over them; each draw counts in n).
+DEFENSE_DRAWS = 4
 
 
 class Kind(NamedTuple):

@@ -34,6 +34,7 @@ from typing import Any, Callable, Iterable, Sequence
 import torch
 
 from ..capture.store import read_captures
+from ..defenses.spec import DEFENSE_DRAWS
 from ..errors import PhysicalError
 from ..files import write_atomic
 from ..models import Classifier, load_model
@@ -161,6 +162,16 @@ def load_models(manifest: dict[str, Any], weights: Path | None = None, others: S
     return models
 
 
+def sum_draws(sets: Sequence[list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """Figure records of several draws of a random defense (the same records in the same order) as one:
+    each Rate the sum of the draws' counts."""
+    out = [dict(r) for r in sets[0]]
+    for other in sets[1:]:
+        for r, o in zip(out, other):
+            r["rate"] = Rate(r["rate"].k + o["rate"].k, r["rate"].n + o["rate"].n)
+    return out
+
+
 def _defended(model: Classifier, spec: str, seed: int) -> Classifier:
     from ..defenses import defend, parse_defense
 
@@ -171,7 +182,8 @@ def make_report(captures: Path = Path("captures"), *, printouts: Path = Path("pr
                 out: Path | None = None, weights: Path | None = None, models: Sequence[str] = (),
                 simulated: str | Path | None = "typical", simulated_only: bool = False, seed: int = 0,
                 artificial: bool = True, batch_size: int = 256, device: str | None = None,
-                progress: Progress | None = None, warn: Callable[[str], None] | None = None) -> ReportResult:
+                defense_draws: int = DEFENSE_DRAWS, progress: Progress | None = None,
+                warn: Callable[[str], None] | None = None) -> ReportResult:
     """Classify every crop and write the figures, plots and report.html to ``out`` (default ``captures/report``).
 
     ``simulated``: a preset of the Kornia print-and-photo channel (:mod:`physical.channel`),
@@ -180,7 +192,11 @@ def make_report(captures: Path = Path("captures"), *, printouts: Path = Path("pr
     no photos are needed (figures before anything is printed; default ``out`` is then
     ``printouts/report``). ``artificial``: also sweep the paper's artificial
     transformations (:mod:`physical.report.artificial`) with the experiment's model.
+    ``defense_draws``: a model behind a random defense classifies every image this many times
+    (seeded draws); its figures sum the draws' counts.
     """
+    if defense_draws < 1:
+        raise PhysicalError(f"--defense-draws {defense_draws}: must be at least 1")
     progress = progress or (lambda stage, done, total: None)
     manifest = read_manifest(printouts)
     if simulated_only and simulated is None:
@@ -209,13 +225,24 @@ def make_report(captures: Path = Path("captures"), *, printouts: Path = Path("pr
     for i, model in enumerate(classifiers):
         progress("classify", i, len(classifiers))
         keys, x_digital = digital_images(model, manifest, printouts)
-        digital = dict(zip(keys, predict(model, x_digital, batch_size)))
-        obs = photo_observations(model, captures, rows, batch_size) if rows else []
-        if rows:
-            figures += figure_rows(model.model_id, "photo", tables(manifest, digital, obs))
-        if channel is not None:
-            sim = simulated_observations(model, keys, x_digital, channel, seed, batch_size)
-            figures += figure_rows(model.model_id, f"simulated:{simulated_name}", tables(manifest, digital, sim))
+        # A random defense is classified over `draws` seeded draws of its randomness, each a full set of
+        # predictions; the figures sum their counts (accuracy: the mean over the draws).
+        draws = defense_draws if getattr(model, "defense", None) and model.net.random else 1
+        per_draw: dict[str, list[list[dict[str, Any]]]] = {}
+        for d in range(draws):
+            if draws > 1:
+                model.net.generator.manual_seed(seed * 1_000_003 + d)
+            digital_d = dict(zip(keys, predict(model, x_digital, batch_size)))
+            obs_d = photo_observations(model, captures, rows, batch_size) if rows else []
+            if d == 0:
+                digital, obs = digital_d, obs_d       # predictions.csv holds the first draw's
+            if rows:
+                per_draw.setdefault("photo", []).append(tables(manifest, digital_d, obs_d))
+            if channel is not None:
+                sim = simulated_observations(model, keys, x_digital, channel, seed, batch_size)
+                per_draw.setdefault(f"simulated:{simulated_name}", []).append(tables(manifest, digital_d, sim))
+        for source, sets in per_draw.items():
+            figures += figure_rows(model.model_id, source, sum_draws(sets))
         for r, o in zip(rows, obs):
             rec = labels[o.image_id]
             d = digital[(o.image_id, o.variant)]
@@ -237,11 +264,14 @@ def make_report(captures: Path = Path("captures"), *, printouts: Path = Path("pr
     meta = {
         "format": "physical-report", "format_version": 2, "experiment_id": manifest["experiment_id"],
         "models": [m.model_id for m in classifiers],
-        "defenses": {m.model_id: m.defense for m in classifiers if getattr(m, "defense", None)},
+        "defenses": {m.model_id: {**m.defense, "draws": defense_draws if m.net.random else 1}
+                     for m in classifiers if getattr(m, "defense", None)},
         "labels_from": manifest["images"][0].get("label_from"),
         "n_crops": len(rows), "n_photos": n_photos, "n_slots_photographed": len(slots),
         "counting": "each photo of a slot is one observation" + (
-            f" ({len(rows) - len(slots)} crops are repeat photos of a slot)" if len(rows) > len(slots) else ""),
+            f" ({len(rows) - len(slots)} crops are repeat photos of a slot)" if len(rows) > len(slots) else "") + (
+            f"; behind a random defense, each of {defense_draws} draws per image counts"
+            if any(getattr(m, "defense", None) and m.net.random for m in classifiers) else ""),
         "simulated": None if simulated is None else {
             ("profile" if isinstance(channel, dict) else "preset"): str(simulated), "seed": seed,
             "module": "physical.channel",
