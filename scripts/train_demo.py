@@ -224,7 +224,7 @@ def main() -> None:
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--width", type=int, default=16, help="the first stage's width (16: ResNet-20)")
     p.add_argument("--adv-eps", type=float, default=0.0,
-                   help="adversarial training at this L-inf eps (levels of 255; FGSM with random start)")
+                   help="adversarial training at this L-inf eps (levels of 255; the inner attack is --adv-method)")
     p.add_argument("--adv-method", choices=sorted(TRAINING_ATTACKS), default="pgd2",
                    help="the training attack (pgd2: Madry et al. 2018 with two steps; nfgsm: de Jorge et al. "
                         "2022; fgsm-rs: Wong et al. 2020; both one-step methods overfitted catastrophically here)")

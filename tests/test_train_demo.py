@@ -96,7 +96,7 @@ def test_tiny_runs_write_the_defense_they_name(train_demo, tmp_path, monkeypatch
         with safe_open(str(tmp_path / f"{name}.safetensors"), "pt") as f:
             meta[name] = f.metadata()
         assert meta[name]["width"] == "8" and meta[name]["label_smoothing"] == "0.0"
-    assert meta["adv"]["defense"].startswith("adversarial training, FGSM with random start")
+    assert meta["adv"]["defense"].startswith("adversarial training, PGD-2 (Madry et al. 2018")
     assert "eps 8/255" in meta["adv"]["defense"]
     assert meta["teacher"]["defense"] == "trained at temperature 20"
     assert meta["student"]["defense"] == "defensive distillation at T = 20 from teacher.safetensors"
