@@ -36,6 +36,7 @@ from ..channel.profile import draw_params
 from .gradient import clip_eps, input_gradient
 from .iterative import least_likely_class
 from .methods import eps_steps
+from .seeds import Seed, image_seeds
 
 EOT_SAMPLES = 16        # K, the default number of channel draws per image and step
 EOT_BATCH = 512         # images through channel and model at once
@@ -43,15 +44,21 @@ EOT_DIGITAL = 0.2       # weight of the untransformed image in the expectation (
 
 
 def eot_gradient(model: nn.Module, x: torch.Tensor, target: torch.Tensor, direction: float,
-                 channel: str | Mapping[str, Any], samples: int, seed: int,
+                 channel: str | Mapping[str, Any], samples: int, seed: Seed,
                  batch: int = EOT_BATCH) -> torch.Tensor:
     """``sum_k grad_x direction * CE(model(t_k(x)), target)`` over ``samples`` channel draws t_k.
 
     x: (N, 3, H, W) in [0, 1]; target: (N,). Returns (N, 3, H, W): K times the mean
-    gradient (its sign is the mean's). Draws are per image and sample, from ``seed``.
+    gradient (its sign is the mean's). Draws are per image and sample, from ``seed``
+    (one int, or one per image: image i's K draws from ``seed[i]`` alone).
     """
     n = x.shape[0]
-    params = draw_params(n * samples, channel, seed, device=x.device)
+    seeds = image_seeds(seed, n)
+    if seeds is None:
+        params = draw_params(n * samples, channel, seed, device=x.device)
+    else:
+        each = [draw_params(samples, channel, s, device=x.device) for s in seeds]
+        params = {k: torch.cat([p[k] for p in each]) for k in each[0]}
     grad = torch.zeros_like(x)
     per_chunk = max(1, batch // samples) if samples <= batch else 1
     with torch.enable_grad():
@@ -72,7 +79,7 @@ def eot_gradient(model: nn.Module, x: torch.Tensor, target: torch.Tensor, direct
 
 
 def _iterate(model: nn.Module, x: torch.Tensor, target: torch.Tensor, eps: float, direction: float,
-             channel: str | Mapping[str, Any], samples: int, alpha: float, steps: int, seed: int,
+             channel: str | Mapping[str, Any], samples: int, alpha: float, steps: int, seed: Seed,
              batch: int, digital: float) -> torch.Tensor:
     if samples < 1:
         raise ValueError(f"samples must be at least 1, got {samples}")
@@ -81,7 +88,8 @@ def _iterate(model: nn.Module, x: torch.Tensor, target: torch.Tensor, eps: float
     x = x.detach()
     x_adv = x.clone()
     for step in range(steps):
-        g = eot_gradient(model, x_adv, target, direction, channel, samples, seed * 1_000_003 + step, batch)
+        step_seed = seed * 1_000_003 + step if isinstance(seed, int) else [s * 1_000_003 + step for s in seed]
+        g = eot_gradient(model, x_adv, target, direction, channel, samples, step_seed, batch)
         g = (1.0 - digital) / samples * g
         if digital > 0:
             g = g + digital * direction * input_gradient(model, x_adv, target)[1]
@@ -90,7 +98,7 @@ def _iterate(model: nn.Module, x: torch.Tensor, target: torch.Tensor, eps: float
 
 
 def eot(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, channel: str | Mapping[str, Any] = "typical",
-        samples: int = EOT_SAMPLES, alpha: float = 1 / 255, steps: int | None = None, seed: int = 0,
+        samples: int = EOT_SAMPLES, alpha: float = 1 / 255, steps: int | None = None, seed: Seed = 0,
         batch: int = EOT_BATCH, digital: float = EOT_DIGITAL) -> torch.Tensor:
     """Basic iterative method through the channel (module docstring).
 
@@ -105,7 +113,7 @@ def eot(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, channel:
 
 
 def eot_ll(model: nn.Module, x: torch.Tensor, eps: float, channel: str | Mapping[str, Any] = "typical",
-           samples: int = EOT_SAMPLES, alpha: float = 1 / 255, steps: int | None = None, seed: int = 0,
+           samples: int = EOT_SAMPLES, alpha: float = 1 / 255, steps: int | None = None, seed: Seed = 0,
            batch: int = EOT_BATCH, digital: float = EOT_DIGITAL) -> torch.Tensor:
     """Iterative least-likely class method through the channel; the target is fixed from the clean x.
 

@@ -20,6 +20,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .seeds import Seed, image_seeds
+
 ONEPIXEL_POPULATION = 400
 ONEPIXEL_GENERATIONS = 100
 ONEPIXEL_F = 0.5
@@ -72,8 +74,10 @@ def _fitness(model: nn.Module, x: torch.Tensor, y: torch.Tensor, cand: torch.Ten
 
 def onepixel(model: nn.Module, x: torch.Tensor, y: torch.Tensor, pixels: int = 1,
              population: int = ONEPIXEL_POPULATION, generations: int = ONEPIXEL_GENERATIONS,
-             seed: int = 0, stop: float = ONEPIXEL_STOP, batch: int | None = None) -> torch.Tensor:
+             seed: Seed = 0, stop: float = ONEPIXEL_STOP, batch: int | None = None) -> torch.Tensor:
     """One-pixel (d-pixel) attack by differential evolution (module docstring).
+
+    ``seed``: one int, or one per image (:mod:`.seeds`).
 
     Shape:
         - x: (N, C, H, W) in [0, 1] on the 8-bit grid; y: (N,) true labels.
@@ -88,11 +92,24 @@ def onepixel(model: nn.Module, x: torch.Tensor, y: torch.Tensor, pixels: int = 1
     batch = batch or (128 if x.device.type == "cpu" else 4096)
     if pixels > h * w:
         raise ValueError(f"cannot change {pixels} pixels of a {h}x{w} image")
-    gen = torch.Generator(device=x.device).manual_seed(seed)
-    size = (n, population, pixels)
-    pos = torch.rand(*size, 2, generator=gen, device=x.device) * torch.tensor([h, w], device=x.device)
-    colour = (128 + 127 * torch.randn(*size, ch, generator=gen, device=x.device)).clamp(0, 255) / 255
-    pop = torch.cat([pos, colour], dim=3)
+    seeds = image_seeds(seed, n)
+    # One generator for the batch, or one per image (each image's evolution from its own seed alone).
+    gens = [torch.Generator(device=x.device).manual_seed(seed)] if seeds is None else \
+        [torch.Generator(device=x.device).manual_seed(s) for s in seeds]
+
+    def first(gen: torch.Generator, m: int) -> torch.Tensor:
+        pos = torch.rand(m, population, pixels, 2, generator=gen, device=x.device) * \
+            torch.tensor([h, w], device=x.device)
+        colour = (128 + 127 * torch.randn(m, population, pixels, ch, generator=gen, device=x.device)).clamp(0, 255)
+        return torch.cat([pos, colour / 255], dim=3)
+
+    def offsets(rows: torch.Tensor) -> torch.Tensor:
+        if seeds is None:
+            return torch.rand(len(rows), population, population - 1, generator=gens[0], device=x.device)
+        return torch.cat([torch.rand(1, population, population - 1, generator=gens[i], device=x.device)
+                          for i in rows.tolist()])
+
+    pop = first(gens[0], n) if seeds is None else torch.cat([first(g, 1) for g in gens])
     fit = _fitness(model, x, y, pop, batch)
     upper = torch.tensor([h - 1e-3, w - 1e-3] + [1.0] * ch, device=x.device)
     for _ in range(generations):
@@ -101,8 +118,7 @@ def onepixel(model: nn.Module, x: torch.Tensor, y: torch.Tensor, pixels: int = 1
             break
         parents = pop[active]
         # Three members other than the candidate itself, distinct from each other.
-        offset = torch.rand(len(active), population, population - 1, generator=gen, device=x.device)
-        offset = offset.topk(3, dim=2).indices + 1
+        offset = offsets(active).topk(3, dim=2).indices + 1
         r = (torch.arange(population, device=x.device)[None, :, None] + offset) % population
         pick = parents[torch.arange(len(active), device=x.device)[:, None, None], r]   # (A, P, 3, d, 2 + C)
         child = (pick[:, :, 0] + ONEPIXEL_F * (pick[:, :, 1] - pick[:, :, 2])).clamp(min=0)

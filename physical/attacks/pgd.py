@@ -13,18 +13,20 @@ import torch.nn.functional as F
 from torch import nn
 
 from .gradient import clip_eps, input_gradient
+from .seeds import Seed, offset, uniform_like
 
 PGD_STEPS = 40
 PGD_RESTARTS = 1
 
 
 def pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, steps: int = PGD_STEPS,
-        restarts: int = PGD_RESTARTS, alpha: float | None = None, seed: int = 0) -> torch.Tensor:
+        restarts: int = PGD_RESTARTS, alpha: float | None = None, seed: Seed = 0) -> torch.Tensor:
     """L-infinity PGD (module docstring); ``alpha=None`` is ``2.5 eps / steps``.
 
     The random start of restart r is drawn from ``torch.Generator().manual_seed(seed + r)``
     as ``uniform_(-eps, eps)`` over x's shape: restart 0 starts where torchattacks' PGD
-    starts after ``torch.manual_seed(seed)`` (on the CPU).
+    starts after ``torch.manual_seed(seed)`` (on the CPU). With one seed per image
+    (:mod:`.seeds`), image i's start is drawn alone from ``seed[i] + r``.
 
     Shape:
         - x: (N, 3, H, W) in [0, 1]; y: (N,) true labels.
@@ -36,8 +38,7 @@ def pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, steps: i
     x = x.detach()
     best, best_loss = x.clone(), torch.full((x.shape[0],), -torch.inf, device=x.device)
     for r in range(restarts):
-        gen = torch.Generator(device=x.device).manual_seed(seed + r)
-        start = torch.empty_like(x).uniform_(-eps, eps, generator=gen)
+        start = uniform_like(x, -eps, eps, offset(seed, r))
         x_adv = (x + start).clamp(0, 1)
         for _ in range(steps):
             _, grad = input_gradient(model, x_adv, y)
