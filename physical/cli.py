@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from .version import __version__
+from .distributed import RankFailed, World, world
 from .errors import PhysicalError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -22,9 +23,20 @@ def _warn(message: str) -> None:
     err.print(f"[yellow]warning:[/] {message}", markup=True, soft_wrap=True)
 
 
-def _fail(message: str, code: int = 2) -> None:
-    err.print(f"[red]error:[/] {message}", soft_wrap=True)
+def _fail(message: str | PhysicalError, code: int = 2) -> None:
+    # Under torchrun every rank learns another's failure; rank 0 alone says it, once.
+    if isinstance(message, RankFailed) and _world().rank > 0:
+        raise typer.Exit(code)
+    prefix = f"rank {_world().rank}: " if _world().size > 1 and not isinstance(message, RankFailed) else ""
+    err.print(f"[red]error:[/] {prefix}{message}", soft_wrap=True)
     raise typer.Exit(code)
+
+
+def _world() -> World:
+    try:
+        return world()
+    except PhysicalError:
+        return World()
 
 
 def _int_list(text: str, flag: str) -> list[int]:
@@ -50,7 +62,8 @@ def _root(version: bool = typer.Option(False, "--version", callback=_version, is
 
 def _progress() -> Progress:
     return Progress(TextColumn("{task.description:<10}"), BarColumn(), MofNCompleteColumn(),
-                    TimeElapsedColumn(), console=err, transient=False, disable=not err.is_terminal)
+                    TimeElapsedColumn(), console=err, transient=False,
+                    disable=not err.is_terminal or _world().rank > 0)
 
 
 def page_ranges(pages: Sequence[int]) -> str:
@@ -154,7 +167,7 @@ def make_sheets_cmd(
                                  defense=defense, defense_samples=defense_samples, non_adaptive=non_adaptive,
                                  progress=progress, warn=_warn)
     except PhysicalError as exc:
-        _fail(str(exc))
+        _fail(exc)
     m = result.manifest
     acc = digital_accuracy(m)
     n_img = len(m["images"])
@@ -202,7 +215,7 @@ def simulate_photos_cmd(
             paths = simulate_photos(printouts, out_dir, per_page=per_page, seed=seed, difficulty=difficulty,
                                     phone=phone, progress=progress)
     except PhysicalError as exc:
-        _fail(str(exc))
+        _fail(exc)
     pages = len({p.name.rsplit("_", 1)[0] for p in paths})
     out.print(f"wrote {len(paths)} simulated phone photos ({difficulty}, {phone} phone, seed {seed}: "
               f"{per_page} per page of {pages} pages) to {out_dir}/, with their exact page-to-photo geometry in "
@@ -227,7 +240,7 @@ def ingest_cmd(
             progress = _stage_progress(bar)
             result = ingest(photos, printouts=printouts, out=out_dir, strict=strict, progress=progress, warn=_warn)
     except PhysicalError as exc:
-        _fail(str(exc))
+        _fail(exc)
     r = result
     n = len(r.outcomes)
     if n == 0:
@@ -295,7 +308,7 @@ def calibrate_cmd(
             r = calibrate(captures, printouts=printouts, out=out_file, steps=steps, exclude=exclude,
                           progress=_stage_progress(bar), status=status, warn=_warn)
     except PhysicalError as exc:
-        _fail(str(exc))
+        _fail(exc)
     f = r.profile["fitted_on"]
     out.print(f"fitted on {f['crops']} clean crops from {f['photos']} photos of experiment "
               f"[bold]{f['experiment_id']}[/] ({f['image_px']} px images): converged in {f['steps']} steps, "
@@ -343,7 +356,7 @@ def report_cmd(
                                  artificial=artificial, batch_size=batch_size, device=device,
                                  defense_draws=defense_draws, progress=_stage_progress(bar), warn=_warn)
     except PhysicalError as exc:
-        _fail(str(exc))
+        _fail(exc)
     m = result.manifest
     if result.n_crops:
         out.print(f"experiment [bold]{m['experiment_id']}[/]: {result.n_crops} crops from {result.n_photos} photos; "
@@ -385,7 +398,7 @@ def demo_cmd(
             r = run_demo(out_dir, seed=seed, difficulty=difficulty, per_page=per_page, force=force,
                          progress=progress, warn=_warn)
     except PhysicalError as exc:
-        _fail(str(exc))
+        _fail(exc)
     m = r.sheets.manifest
     ing = r.ingest
     out.print(f"demo experiment [bold]{m['experiment_id']}[/] in {r.folder}/", soft_wrap=True)
@@ -410,6 +423,12 @@ def demo_cmd(
 
 
 def main() -> None:
+    try:
+        w = world()
+    except PhysicalError as exc:
+        err.print(f"[red]error:[/] {exc}", soft_wrap=True)
+        sys.exit(2)
+    out.quiet = w.rank > 0          # under torchrun rank 0 alone reports
     try:
         app()
     except KeyboardInterrupt:

@@ -31,6 +31,7 @@ from ..attacks.cw import CW_CONFIDENCE, CW_SEARCH_STEPS, CW_STEPS
 from ..attacks.onepixel import ONEPIXEL_GENERATIONS, ONEPIXEL_POPULATION
 from ..attacks.pgd import PGD_RESTARTS, PGD_STEPS
 from ..defenses.spec import DEFENSE_SAMPLES
+from ..distributed import finish, gather, init, run_sharded, shard, world
 from ..errors import PhysicalError
 from ..models import Classifier, load_model, quantize_8bit, to_uint8
 from ..version import __version__
@@ -85,6 +86,11 @@ def _png_bytes(array) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(array).save(buf, format="PNG", optimize=False, compress_level=6)
     return buf.getvalue()
+
+
+def _read_png(path: Path) -> np.ndarray:
+    with Image.open(path) as im:
+        return np.asarray(im.convert("RGB"))
 
 
 def new_experiment_id() -> str:
@@ -197,6 +203,8 @@ def make_sheets(
     old = _check_output(out, force)
     progress = progress or (lambda stage, done, total: None)
 
+    w = world()
+    device = init(w, device)
     bare = model if isinstance(model, Classifier) else load_model(model, weights, device)
     # clf classifies (the defended model, one draw per image); attacker is what the attacks differentiate.
     clf, attacker = bare, bare
@@ -206,7 +214,7 @@ def make_sheets(
         clf = defend(bare, steps, samples=1, seed=seed)
         attacker = bare if non_adaptive else defend(bare, steps, samples=defense_samples, seed=seed + 1)
     pictures, labels_source = load_pictures(clf, images, labels, count, seed, warn)
-    experiment_id = new_experiment_id()
+    experiment_id = gather(w, new_experiment_id())[0]     # rank 0's, on every rank
     settings = AttackSettings(channel=eot_channel if eot_channel is not None else "typical", channel_name=str(channel),
                               eot_samples=eot_samples, eot_step_factor=eot_step_factor, eot_digital=eot_digital,
                               pgd_steps=pgd_steps, pgd_restarts=pgd_restarts, cw_steps=cw_steps,
@@ -235,98 +243,134 @@ def make_sheets(
     except ValueError as exc:
         raise PhysicalError(str(exc)) from None
 
-    arrays: dict[tuple[str, str], np.ndarray] = {}  # 8-bit HxWx3: 4x smaller than float tensors
-    records: list[dict[str, Any]] = []
-    done = 0
-    progress("attack", 0, len(pictures))
-    for start in range(0, len(pictures), batch_size):
-        batch: list[Picture] = pictures[start:start + batch_size]
-        x = torch.stack([p.image for p in batch]).to(clf.device)
-        with torch.no_grad():
-            clean_probs = clf(x).softmax(dim=1)
-        y = torch.tensor([p.label if p.label is not None else -1 for p in batch], device=clf.device)
-        y = torch.where(y < 0, clean_probs.argmax(dim=1), y)  # --labels predicted: the model's own top-1
-        if attacker is not clf:
-            with torch.no_grad():
-                clean_probs = attacker(x).softmax(dim=1)     # the least-likely class as the attacker sees it
-        y_ll = clean_probs.argmin(dim=1)
-        grid = attack_grid(attacker, x, y, [e / 255 for e in eps], [m for m in methods if m in PAPER_METHODS])
-        batch_images = {variants[0]: x}
-        for k, v in enumerate(variants[1:]):
-            # Seeded per batch and variant: the same command makes the same images (EoT keeps the
-            # keys its findings were measured with).
-            salt = v.eps * 7 + CHANNEL_METHODS.index(v.method) if v.method in CHANNEL_METHODS else 1000 + k
-            key = seed * 1_000_003 + start * 101 + salt
-            adv = grid[(v.method, v.eps / 255)] if v.method in PAPER_METHODS else \
-                run_attack(v, attacker, x, y, y_ll, settings, key)
-            batch_images[v] = quantize_8bit(adv)
-        # Predictions of exactly the saved 8-bit images, all variants in one pass.
-        stacked = torch.cat(list(batch_images.values()))
-        with torch.no_grad():
-            probs = clf(stacked).softmax(dim=1).split(len(batch))
-        for i, pic in enumerate(batch):
-            rec = {"id": pic.id, "source": pic.source, "label": int(y[i]),
-                   "label_name": clf.class_names[int(y[i])], "label_from": labels_source,
-                   "least_likely": int(y_ll[i]), "variants": []}
-            for v, pr in zip(variants, probs):
-                arrays[(pic.id, v.name)] = to_uint8(batch_images[v][i])
-                rec["variants"].append({"name": v.name, "method": v.method, "eps": v.eps if v.method else 0,
-                                        "setting": setting_text(v, settings), "params": variant_params(v, settings),
-                                        "perturbation": perturbation(batch_images[v][i], x[i]),
-                                        "file": f"{IMAGES_DIR}/{pic.id}_{v.name}.png",
-                                        "top5": top5(pr[i:i + 1].cpu(), clf.class_names)[0]})
-            records.append(rec)
-        done += len(batch)
-        progress("attack", done, len(pictures))
-
+    # Under torchrun every process attacks its own block of the pictures and writes their PNGs into
+    # the shared staging folder; rank 0 then writes the PDF and the manifest alone.
     staging = out / f".staging-{experiment_id}"
-    for stale in out.glob(".staging-*") if out.exists() else []:
-        shutil.rmtree(stale, ignore_errors=True)
-    try:
+    if w.writes:
+        for stale in out.glob(".staging-*") if out.exists() else []:
+            shutil.rmtree(stale, ignore_errors=True)
         (staging / IMAGES_DIR).mkdir(parents=True)
-        for rec in records:
-            for v in rec["variants"]:
-                data = _png_bytes(arrays[(rec["id"], v["name"])])
-                v["sha256"] = hashlib.sha256(data).hexdigest()
-                (staging / v["file"]).write_bytes(data)
-        title = f"{clf.model_id} · {', '.join(methods)}" + (
-            f" · ε {','.join(map(str, eps))}" if any(m in EPS_METHODS for m in methods) else "")
-        write_sheets_pdf(staging / PDF_NAME, pages, arrays, experiment_id=experiment_id, title=title,
-                         progress=lambda n: progress("pdf", n, len(pages)))
-        manifest = {
-            "format": FORMAT,
-            "format_version": FORMAT_VERSION,
-            "experiment_id": experiment_id,
-            "tool": "physical",
-            "tool_version": __version__,
-            "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-            # spec: what --model said, so later stages can load the same model again.
-            "model": {**bare.describe(), "spec": model if isinstance(model, str) else bare.model_id,
-                      **({"defense": {**clf.defense, "adaptive": not non_adaptive,
-                                      "attack_samples": 1 if non_adaptive else defense_samples,
-                                      "attack_seed": None if non_adaptive else seed + 1}}
-                         if steps is not None else {})},
-            "attack": {
-                "methods": methods, "eps": eps, "alpha": 1,
-                "steps": {str(e): eps_steps(e / 255) for e in eps},
-                "labels": labels_source, "images": str(images) if images is not None else None,
-                "count": count, "seed": seed,
-                **({"eot": {"channel": str(channel), "samples": eot_samples, "digital": eot_digital,
-                            "steps": {str(e): eot_steps(e, settings) for e in eps},
-                            "profile_fitted_on": eot_channel["fitted_on"] if isinstance(eot_channel, dict) else None,
-                            "jpeg_gradient": "straight through"}} if eot_channel is not None else {}),
-            },
-            "images": records,
-            "layout": {"paper": paper, "image_size_mm": image_size_mm, "pdf": PDF_NAME,
-                       "units": "mm, origin top-left of the page, y down",
-                       "marks": {"dictionary": MARK_DICTIONARY, "modules": MARK_MODULES,
-                                 "side_mm": mark_side_mm(image_size_mm), "quiet_mm": MARK_QUIET_MM},
-                       "pages": [page_to_dict(p) for p in pages]},
-        }
-        _commit(out, staging, old, manifest)
+    try:
+        gather(w)                                       # the staging folder exists for every rank
+        # Whole batches are shared out, so that each batch holds the same pictures however many
+        # processes there are: at the same --batch-size the images are then byte-identical.
+        batches = shard([range(i, min(i + batch_size, len(pictures))) for i in range(0, len(pictures), batch_size)], w)
+        total = sum(len(b) for b in batches)
+
+        def attack_mine() -> list[dict[str, Any]]:
+            records: list[dict[str, Any]] = []
+            progress("attack", 0, total)
+            for index in batches:
+                records += _attack_batch([pictures[i] for i in index], index, clf, attacker, variants, methods,
+                                         eps, settings, seed, labels_source, staging)
+                progress("attack", len(records), total)
+            return records
+
+        records = [r for part in run_sharded(w, attack_mine) for r in part]
+
+        def write() -> dict[str, Any] | None:
+            if not w.writes:
+                return None
+            wanted = {(slot.image_id, slot.variant) for page in pages for slot in page.slots}
+            arrays = {key: _read_png(staging / IMAGES_DIR / f"{key[0]}_{key[1]}.png") for key in sorted(wanted)}
+            title = f"{clf.model_id} · {', '.join(methods)}" + (
+                f" · ε {','.join(map(str, eps))}" if any(m in EPS_METHODS for m in methods) else "")
+            write_sheets_pdf(staging / PDF_NAME, pages, arrays, experiment_id=experiment_id, title=title,
+                             progress=lambda n: progress("pdf", n, len(pages)))
+            manifest = {
+                "format": FORMAT,
+                "format_version": FORMAT_VERSION,
+                "experiment_id": experiment_id,
+                "tool": "physical",
+                "tool_version": __version__,
+                "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+                # spec: what --model said, so later stages can load the same model again.
+                "model": {**bare.describe(), "spec": model if isinstance(model, str) else bare.model_id,
+                          **({"defense": {**clf.defense, "adaptive": not non_adaptive,
+                                          "attack_samples": 1 if non_adaptive else defense_samples,
+                                          "attack_seed": None if non_adaptive else seed + 1}}
+                             if steps is not None else {})},
+                "attack": {
+                    "methods": methods, "eps": eps, "alpha": 1,
+                    "steps": {str(e): eps_steps(e / 255) for e in eps},
+                    "labels": labels_source, "images": str(images) if images is not None else None,
+                    "count": count, "seed": seed, "seeds": SEED_RULE,
+                    **({"eot": {"channel": str(channel), "samples": eot_samples, "digital": eot_digital,
+                                "steps": {str(e): eot_steps(e, settings) for e in eps},
+                                "profile_fitted_on": eot_channel["fitted_on"] if isinstance(eot_channel, dict)
+                                else None,
+                                "jpeg_gradient": "straight through"}} if eot_channel is not None else {}),
+                },
+                "images": records,
+                "layout": {"paper": paper, "image_size_mm": image_size_mm, "pdf": PDF_NAME,
+                           "units": "mm, origin top-left of the page, y down",
+                           "marks": {"dictionary": MARK_DICTIONARY, "modules": MARK_MODULES,
+                                     "side_mm": mark_side_mm(image_size_mm), "quiet_mm": MARK_QUIET_MM},
+                           "pages": [page_to_dict(p) for p in pages]},
+            }
+            _commit(out, staging, old, manifest)
+            return manifest
+
+        # Rank 0 writes; every rank returns once the experiment is in place (or fails with its error).
+        manifest = run_sharded(w, write)[0]
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        if w.writes:
+            shutil.rmtree(staging, ignore_errors=True)
+        finish(w)
     return SheetsResult(out=out, manifest=manifest)
+
+
+# How make-sheets seeds a randomised attack: per picture (its place in the experiment) and variant,
+# so that the same picture gets the same draws whatever batch or process it is attacked in.
+SEED_RULE = "seed * 1000003 + picture index * 101 + variant salt"
+
+
+def picture_seed(seed: int, index: int, salt: int) -> int:
+    """The seed of one picture's randomised attack (:data:`SEED_RULE`)."""
+    return seed * 1_000_003 + index * 101 + salt
+
+
+def _attack_batch(batch: list[Picture], index: Sequence[int], clf: Classifier, attacker: Classifier,
+                  variants: list, methods: Sequence[str], eps: Sequence[int], settings: AttackSettings, seed: int,
+                  labels_source: str, staging: Path) -> list[dict[str, Any]]:
+    """Attack one batch of pictures (``index``: their places in the experiment), write their PNGs
+    into ``staging`` and return their manifest records."""
+    x = torch.stack([p.image for p in batch]).to(clf.device)
+    with torch.no_grad():
+        clean_probs = clf(x).softmax(dim=1)
+    y = torch.tensor([p.label if p.label is not None else -1 for p in batch], device=clf.device)
+    y = torch.where(y < 0, clean_probs.argmax(dim=1), y)  # --labels predicted: the model's own top-1
+    if attacker is not clf:
+        with torch.no_grad():
+            clean_probs = attacker(x).softmax(dim=1)     # the least-likely class as the attacker sees it
+    y_ll = clean_probs.argmin(dim=1)
+    grid = attack_grid(attacker, x, y, [e / 255 for e in eps], [m for m in methods if m in PAPER_METHODS])
+    batch_images = {variants[0]: x}
+    for k, v in enumerate(variants[1:]):
+        salt = v.eps * 7 + CHANNEL_METHODS.index(v.method) if v.method in CHANNEL_METHODS else 1000 + k
+        adv = grid[(v.method, v.eps / 255)] if v.method in PAPER_METHODS else \
+            run_attack(v, attacker, x, y, y_ll, settings, [picture_seed(seed, i, salt) for i in index])
+        batch_images[v] = quantize_8bit(adv)
+    # Predictions of exactly the saved 8-bit images, all variants in one pass.
+    stacked = torch.cat(list(batch_images.values()))
+    with torch.no_grad():
+        probs = clf(stacked).softmax(dim=1).split(len(batch))
+    records = []
+    for i, pic in enumerate(batch):
+        rec = {"id": pic.id, "source": pic.source, "label": int(y[i]),
+               "label_name": clf.class_names[int(y[i])], "label_from": labels_source,
+               "least_likely": int(y_ll[i]), "variants": []}
+        for v, pr in zip(variants, probs):
+            data = _png_bytes(to_uint8(batch_images[v][i]))
+            file = f"{IMAGES_DIR}/{pic.id}_{v.name}.png"
+            (staging / file).write_bytes(data)
+            rec["variants"].append({"name": v.name, "method": v.method, "eps": v.eps if v.method else 0,
+                                    "setting": setting_text(v, settings), "params": variant_params(v, settings),
+                                    "perturbation": perturbation(batch_images[v][i], x[i]),
+                                    "file": file, "top5": top5(pr[i:i + 1].cpu(), clf.class_names)[0],
+                                    "sha256": hashlib.sha256(data).hexdigest()})
+        records.append(rec)
+    return records
 
 
 def _commit(out: Path, staging: Path, old: dict[str, Any] | None, manifest: dict[str, Any]) -> None:
