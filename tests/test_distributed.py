@@ -92,3 +92,23 @@ def test_a_failed_rank_fails_the_run_with_one_line_and_leaves_no_experiment(tmp_
     printouts = tmp_path / "printouts"
     assert not (printouts / "manifest.json").exists()
     assert not list(printouts.glob(".staging-*")) and not list(printouts.glob("images/*"))
+
+
+def test_two_processes_report_the_same_figures_as_one(tmp_path):
+    from physical.capture.camera import simulate_photos
+    from physical.capture.run import ingest
+
+    made = _run(ARGS[:1] + ["--methods", "fast,pgd", "--eps", "8", "--count", "5", "--pgd-steps", "2",
+                            "--out", "printouts"], tmp_path)
+    assert made.returncode == 0, made.stderr
+    simulate_photos(tmp_path / "printouts", tmp_path / "photos", seed=2)
+    ingest(tmp_path / "photos", printouts=tmp_path / "printouts", out=tmp_path / "captures")
+    # Batches of 4 images: 15 digital images in 4 batches, 2 processes take 2 each.
+    common = ["report", "--no-artificial", "--simulated", "typical", "--batch-size", "4", "--model", "demo+randomize"]
+    one = _run(common + ["--out", "r1"], tmp_path)
+    assert one.returncode == 0, one.stderr
+    two = _run(common + ["--out", "r2"], tmp_path, procs=2)
+    assert two.returncode == 0, two.stderr
+    for name in ("figures.csv", "predictions.csv", "robust.csv"):
+        assert (tmp_path / "r1" / name).read_text() == (tmp_path / "r2" / name).read_text(), name
+    assert "simulated:typical" in (tmp_path / "r1" / "figures.csv").read_text()

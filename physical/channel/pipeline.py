@@ -3,7 +3,7 @@ and :func:`simulate`, which draws the parameters from a preset and applies them.
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
@@ -182,10 +182,10 @@ def apply_channel(x: Tensor, params: dict[str, Tensor], *, differentiable: bool 
         return real + (y - y.detach())
 
 
-def simulate(x: Tensor, channel: str | Mapping[str, Any] = "typical", seed: int = 0, *,
+def simulate(x: Tensor, channel: str | Mapping[str, Any] = "typical", seed: int | Sequence[int] = 0, *,
              differentiable: bool = False, jpeg: str = "codec", jpeg_grad: str = "identity") -> Tensor:
     """:func:`apply_channel` with parameters drawn on ``x``'s device from ``channel``: a preset
     name (:func:`sample_params`) or a calibrated profile (:func:`.profile.profile_params`; a dict
-    from :func:`.profile.load_profile`)."""
+    from :func:`.profile.load_profile`). ``seed``: one int, or one per image (:func:`.profile.draw_params`)."""
     return apply_channel(x, draw_params(x.shape[0], channel, seed, device=x.device),
                          differentiable=differentiable, jpeg=jpeg, jpeg_grad=jpeg_grad)

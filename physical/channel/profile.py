@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -173,10 +173,17 @@ def profile_params(n: int, profile: Mapping[str, Any], seed: int = 0,
     return {k: v.to(device) for k, v in p.items()}
 
 
-def draw_params(n: int, channel: str | Mapping[str, Any], seed: int = 0,
+def draw_params(n: int, channel: str | Mapping[str, Any], seed: int | Sequence[int] = 0,
                 device: torch.device | str | None = None) -> dict[str, Tensor]:
     """Per-image parameters from a preset name (:func:`.presets.sample_params`) or a profile
-    (:func:`profile_params`)."""
+    (:func:`profile_params`). ``seed``: one int (the n images drawn together), or n ints, image i
+    drawn alone from ``seed[i]`` (the same image gets the same draw in any batch or process)."""
+    if not isinstance(seed, int):
+        seeds = [int(s) for s in seed]
+        if len(seeds) != n:
+            raise ValueError(f"{len(seeds)} seeds for {n} images")
+        each = [draw_params(1, channel, s, device) for s in seeds]
+        return {k: torch.cat([e[k] for e in each]) for k in each[0]}
     if isinstance(channel, str):
         return sample_params(n, channel, seed, device=device)
     return profile_params(n, channel, seed, device=device)

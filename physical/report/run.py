@@ -35,12 +35,13 @@ import torch
 
 from ..capture.store import read_captures
 from ..defenses.spec import DEFENSE_DRAWS
+from ..distributed import finish, init, run_sharded, shard, world
 from ..errors import PhysicalError
 from ..files import write_atomic
 from ..models import Classifier, load_model
 from ..sheets.manifest import read_manifest
-from .figures import (PREFILTER_CONFIDENCE, Cell, Observation, check_classes, figure_rows, load_images, predict,
-                      setting_of, tables, with_perturbations)
+from .figures import (PREFILTER_CONFIDENCE, Cell, Observation, Top5, check_classes, figure_rows, load_images,
+                      predict, setting_of, tables, with_perturbations)
 from .metrics import Rate
 
 REPORT_DIR = "report"
@@ -53,25 +54,6 @@ def digital_images(model: Classifier, manifest: dict[str, Any],
     keys = [(rec["id"], v["name"]) for rec in manifest["images"] for v in rec["variants"]]
     files = [Path(printouts) / v["file"] for rec in manifest["images"] for v in rec["variants"]]
     return keys, load_images(files, model)
-
-
-def simulated_observations(model: Classifier, keys: Sequence[tuple[str, str]], x: torch.Tensor,
-                           channel: str | dict[str, Any], seed: int = 0, batch_size: int = 256) -> list[Observation]:
-    """Each digital image once through the Kornia print-and-photo channel (:mod:`physical.channel`):
-    a preset's name or a calibrated profile."""
-    from ..channel import simulate
-
-    with torch.no_grad():
-        y = torch.cat([simulate(x[i:i + batch_size].to(model.device), channel, seed + i)
-                       for i in range(0, len(x), batch_size)])
-    return [Observation(i, v, p) for (i, v), p in zip(keys, predict(model, y, batch_size))]
-
-
-def photo_observations(model: Classifier, captures: Path, rows: Sequence[dict[str, str]],
-                       batch_size: int = 256) -> list[Observation]:
-    files = [Path(captures) / r["crop"] for r in rows]
-    preds = predict(model, load_images(files, model), batch_size)
-    return [Observation(r["image_id"], r["variant"], p) for r, p in zip(rows, preds)]
 
 
 ARTIFICIAL_COLUMNS = ("transform", "strength", *Cell._fields, "metric", "k", "n", "value", "ci_low", "ci_high",
@@ -172,6 +154,30 @@ def sum_draws(sets: Sequence[list[dict[str, Any]]]) -> list[dict[str, Any]]:
     return out
 
 
+def _batches(n: int, size: int) -> list[range]:
+    return [range(i, min(i + size, n)) for i in range(0, n, size)]
+
+
+def simulated_seed(seed: int, index: int) -> int:
+    """The simulated channel's seed for the index-th digital image of the experiment (per image:
+    the same draw in any batch or process)."""
+    return seed * 1_000_003 + index
+
+
+@torch.no_grad()
+def _simulate(x: torch.Tensor, channel: str | dict[str, Any], seeds: Sequence[int]) -> torch.Tensor:
+    from ..channel import simulate
+
+    return simulate(x, channel, seeds)
+
+
+def _reseed(model: Classifier, random: bool, seed: int, draw: int, source: int, start: int) -> None:
+    """Seed a random defense's draws for one batch (by its first image's place): the same batches give the
+    same draws however many processes share them."""
+    if random:
+        model.net.generator.manual_seed(((seed * 1_000_003 + draw) * 7 + source) * 1_000_003 + start)
+
+
 def _defended(model: Classifier, spec: str, seed: int) -> Classifier:
     from ..defenses import defend, parse_defense
 
@@ -216,30 +222,61 @@ def make_report(captures: Path = Path("captures"), *, printouts: Path = Path("pr
     manifest = with_perturbations(manifest, printouts)
     default_out = (Path(printouts) if simulated_only else Path(captures)) / REPORT_DIR
     out = Path(out) if out is not None else default_out
+    w = world()
+    device = init(w, device)
     classifiers = load_models(manifest, weights, models, device, seed)
 
     figures: list[dict[str, Any]] = []
     predictions: list[dict[str, Any]] = []
     labels = {rec["id"]: rec for rec in manifest["images"]}
     variants = {v["name"]: v for v in manifest["images"][0]["variants"]}
+    keys = [(rec["id"], v["name"]) for rec in manifest["images"] for v in rec["variants"]]
+    digital_files = [Path(printouts) / v["file"] for rec in manifest["images"] for v in rec["variants"]]
+    crop_files = [Path(captures) / r["crop"] for r in rows]
+    # Under torchrun each process classifies whole batches of its own block (the same batches
+    # whatever the number of processes); the predictions are gathered and rank 0 counts.
+    key_batches = shard(_batches(len(keys), batch_size), w)
+    row_batches = shard(_batches(len(rows), batch_size), w)
     for i, model in enumerate(classifiers):
         progress("classify", i, len(classifiers))
-        keys, x_digital = digital_images(model, manifest, printouts)
         # A random defense is classified over `draws` seeded draws of its randomness, each a full set of
         # predictions; the figures sum their counts (accuracy: the mean over the draws).
-        draws = defense_draws if getattr(model, "defense", None) and model.net.random else 1
+        random = bool(getattr(model, "defense", None)) and model.net.random
+        draws = defense_draws if random else 1
+
+        def classify() -> list[tuple[list[Top5], list[Top5], list[Top5]]]:
+            out = []
+            for d in range(draws):
+                dig: list[Top5] = []
+                pho: list[Top5] = []
+                sim: list[Top5] = []
+                for r in key_batches:
+                    x = load_images(digital_files[r.start:r.stop], model)
+                    _reseed(model, random, seed, d, 0, r.start)
+                    dig += predict(model, x, batch_size)
+                    if channel is not None:
+                        y = _simulate(x.to(model.device), channel, [simulated_seed(seed, k) for k in r])
+                        _reseed(model, random, seed, d, 2, r.start)
+                        sim += predict(model, y, batch_size)
+                for r in row_batches:
+                    x = load_images(crop_files[r.start:r.stop], model)
+                    _reseed(model, random, seed, d, 1, r.start)
+                    pho += predict(model, x, batch_size)
+                out.append((dig, pho, sim))
+            return out
+
+        parts = run_sharded(w, classify)
         per_draw: dict[str, list[list[dict[str, Any]]]] = {}
         for d in range(draws):
-            if draws > 1:
-                model.net.generator.manual_seed(seed * 1_000_003 + d)
-            digital_d = dict(zip(keys, predict(model, x_digital, batch_size)))
-            obs_d = photo_observations(model, captures, rows, batch_size) if rows else []
+            digital_d = dict(zip(keys, [t for part in parts for t in part[d][0]]))
+            obs_d = [Observation(r["image_id"], r["variant"], t)
+                     for r, t in zip(rows, [t for part in parts for t in part[d][1]])]
             if d == 0:
                 digital, obs = digital_d, obs_d       # predictions.csv holds the first draw's
             if rows:
                 per_draw.setdefault("photo", []).append(tables(manifest, digital_d, obs_d))
             if channel is not None:
-                sim = simulated_observations(model, keys, x_digital, channel, seed, batch_size)
+                sim = [Observation(k, v, t) for (k, v), t in zip(keys, [t for part in parts for t in part[d][2]])]
                 per_draw.setdefault(f"simulated:{simulated_name}", []).append(tables(manifest, digital_d, sim))
         for source, sets in per_draw.items():
             figures += figure_rows(model.model_id, source, sum_draws(sets))
@@ -257,55 +294,64 @@ def make_report(captures: Path = Path("captures"), *, printouts: Path = Path("pr
                 "photo_top5_probs": " ".join(f"{p:.4f}" for p in o.top5.prob)})
         progress("classify", i + 1, len(classifiers))
 
-    n_photos = len({r["photo_sha256"] for r in rows})
-    slots = {(r["page"], r["slot"]) for r in rows}
-    # Format 2: figures keyed by the variant's name (attack), with its setting and mean l2/linf; eps may be
-    # null (methods without eps), so (method, eps) no longer names a cell (onepixel d=1 and d=3 share it).
-    meta = {
-        "format": "physical-report", "format_version": 2, "experiment_id": manifest["experiment_id"],
-        "models": [m.model_id for m in classifiers],
-        "defenses": {m.model_id: {**m.defense, "draws": defense_draws if m.net.random else 1}
-                     for m in classifiers if getattr(m, "defense", None)},
-        "labels_from": manifest["images"][0].get("label_from"),
-        "n_crops": len(rows), "n_photos": n_photos, "n_slots_photographed": len(slots),
-        "counting": "each photo of a slot is one observation" + (
-            f" ({len(rows) - len(slots)} crops are repeat photos of a slot)" if len(rows) > len(slots) else "") + (
-            f"; behind a random defense, each of {defense_draws} draws per image counts"
-            if any(getattr(m, "defense", None) and m.net.random for m in classifiers) else ""),
-        "simulated": None if simulated is None else {
-            ("profile" if isinstance(channel, dict) else "preset"): str(simulated), "seed": seed,
-            "module": "physical.channel",
-            **({"fitted_on": channel["fitted_on"]} if isinstance(channel, dict) else {})},
-        "prefilter": f"clean top-1 right, adversarial wrong in top-1 and top-5, top prediction confidence >= "
-                     f"{PREFILTER_CONFIDENCE} for both",
-        "interval": "Wilson score, 95%",
-    }
-    from .figures import GAP_COLUMNS, ROBUST_COLUMNS, robust_accuracy, sim_to_real_gap
+    def write() -> ReportResult | None:
+        if not w.writes:
+            return None
+        n_photos = len({r["photo_sha256"] for r in rows})
+        slots = {(r["page"], r["slot"]) for r in rows}
+        # Format 2: figures keyed by the variant's name (attack), with its setting and mean l2/linf; eps may be
+        # null (methods without eps), so (method, eps) no longer names a cell (onepixel d=1 and d=3 share it).
+        meta = {
+            "format": "physical-report", "format_version": 2, "experiment_id": manifest["experiment_id"],
+            "models": [m.model_id for m in classifiers],
+            "defenses": {m.model_id: {**m.defense, "draws": defense_draws if m.net.random else 1}
+                         for m in classifiers if getattr(m, "defense", None)},
+            "labels_from": manifest["images"][0].get("label_from"),
+            "n_crops": len(rows), "n_photos": n_photos, "n_slots_photographed": len(slots),
+            "counting": "each photo of a slot is one observation" + (
+                f" ({len(rows) - len(slots)} crops are repeat photos of a slot)" if len(rows) > len(slots) else "") + (
+                f"; behind a random defense, each of {defense_draws} draws per image counts"
+                if any(getattr(m, "defense", None) and m.net.random for m in classifiers) else ""),
+            "simulated": None if simulated is None else {
+                ("profile" if isinstance(channel, dict) else "preset"): str(simulated), "seed": seed,
+                "module": "physical.channel",
+                **({"fitted_on": channel["fitted_on"]} if isinstance(channel, dict) else {})},
+            "prefilter": f"clean top-1 right, adversarial wrong in top-1 and top-5, top prediction confidence >= "
+                         f"{PREFILTER_CONFIDENCE} for both",
+            "interval": "Wilson score, 95%",
+        }
+        from .figures import GAP_COLUMNS, ROBUST_COLUMNS, robust_accuracy, sim_to_real_gap
 
-    gap = sim_to_real_gap(figures)
-    robust = robust_accuracy(figures)
-    out.mkdir(parents=True, exist_ok=True)
-    write_atomic(out / "figures.csv", _csv_bytes(figures, FIGURE_COLUMNS))
-    write_atomic(out / "figures.json",
-                 (json.dumps({**meta, "sim_to_real_gap": gap, "robust_accuracy": robust, "figures": figures}, indent=1) + "\n").encode("utf-8"))
-    write_atomic(out / "predictions.csv", _csv_bytes(predictions, PREDICTION_COLUMNS))
-    write_atomic(out / "gap.csv", _csv_bytes(gap, GAP_COLUMNS))
-    write_atomic(out / "robust.csv", _csv_bytes(robust, ROBUST_COLUMNS))
-    from .plots import plot_destruction_vs_eps
+        gap = sim_to_real_gap(figures)
+        robust = robust_accuracy(figures)
+        out.mkdir(parents=True, exist_ok=True)
+        write_atomic(out / "figures.csv", _csv_bytes(figures, FIGURE_COLUMNS))
+        write_atomic(out / "figures.json",
+                     (json.dumps({**meta, "sim_to_real_gap": gap, "robust_accuracy": robust, "figures": figures}, indent=1) + "\n").encode("utf-8"))
+        write_atomic(out / "predictions.csv", _csv_bytes(predictions, PREDICTION_COLUMNS))
+        write_atomic(out / "gap.csv", _csv_bytes(gap, GAP_COLUMNS))
+        write_atomic(out / "robust.csv", _csv_bytes(robust, ROBUST_COLUMNS))
+        from .plots import plot_destruction_vs_eps
 
-    eps_plots = plot_destruction_vs_eps(figures, out / "plots")
-    plots: list[Path] = []
-    if artificial:
-        from .artificial import plot_sweeps, sweep
+        eps_plots = plot_destruction_vs_eps(figures, out / "plots")
+        plots: list[Path] = []
+        if artificial:
+            from .artificial import plot_sweeps, sweep
 
-        with _warnings_to(warn):
-            sweep_rows = sweep(classifiers[0], printouts, batch_size=batch_size, progress=progress)
-        write_atomic(out / "artificial.csv", _csv_bytes(_artificial_rows(sweep_rows), ARTIFICIAL_COLUMNS))
-        plots = plot_sweeps(sweep_rows, out / "plots")
-    from .html import notes_from_meta, write_html
+            with _warnings_to(warn):
+                sweep_rows = sweep(classifiers[0], printouts, batch_size=batch_size, progress=progress)
+            write_atomic(out / "artificial.csv", _csv_bytes(_artificial_rows(sweep_rows), ARTIFICIAL_COLUMNS))
+            plots = plot_sweeps(sweep_rows, out / "plots")
+        from .html import notes_from_meta, write_html
 
-    write_html(out / "report.html", manifest=manifest, figures=figures, predictions=predictions,
-               captures=Path(captures), printouts=Path(printouts), plots=plots, eps_plots=eps_plots,
-               notes=notes_from_meta(meta))
-    return ReportResult(out=out, manifest=manifest, figures=figures, n_crops=len(rows), n_photos=n_photos,
-                        models=[m.model_id for m in classifiers])
+        write_html(out / "report.html", manifest=manifest, figures=figures, predictions=predictions,
+                   captures=Path(captures), printouts=Path(printouts), plots=plots, eps_plots=eps_plots,
+                   notes=notes_from_meta(meta))
+        return ReportResult(out=out, manifest=manifest, figures=figures, n_crops=len(rows), n_photos=n_photos,
+                            models=[m.model_id for m in classifiers])
+
+    # Rank 0 counts and writes (the artificial sweeps too); every rank returns its result, or its error.
+    try:
+        return run_sharded(w, write)[0]
+    finally:
+        finish(w)
