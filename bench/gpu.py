@@ -2,7 +2,7 @@
 """Every GPU-side measurement in one go: one JSON, one table, well under 8 minutes on one GPU.
 
     python bench/gpu.py --out DIR                      # on a CUDA machine (default --device cuda)
-    python bench/gpu.py --out DIR --device cpu --quick # dry run of every section at tiny sizes
+    python bench/gpu.py --out DIR --dry-run            # every section at tiny sizes on the CPU (CI runs it)
 
 Sections, each timed, each in its own try/except (an error is recorded and the
 next section runs), skipped once --budget-s seconds have gone:
@@ -349,10 +349,13 @@ def main() -> None:
     ap.add_argument("--out", type=Path, required=True, help="folder for gpu.json and gpu.txt")
     ap.add_argument("--device", default="cuda")
     ap.add_argument("--quick", action="store_true", help="tiny sizes: a dry run of every section (CPU, minutes)")
+    ap.add_argument("--dry-run", action="store_true", help="--quick on the CPU (what CI runs, so the script cannot rot)")
     ap.add_argument("--budget-s", type=float, default=420, help="sections not started by then are skipped")
     ap.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated sections of {','.join(SECTIONS)}")
     ap.add_argument("--repeats", type=int, default=None)
     cfg = ap.parse_args()
+    if cfg.dry_run:
+        cfg.quick, cfg.device = True, "cpu"
     warnings.filterwarnings("ignore")
     os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
     torch.manual_seed(0)
