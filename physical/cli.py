@@ -146,6 +146,12 @@ def make_sheets_cmd(
     non_adaptive: bool = typer.Option(False, "--non-adaptive",
                                       help="Attack the bare model and evaluate the defended one (what the "
                                            "defenses' papers reported)."),
+    print_count: Optional[int] = typer.Option(None, "--print-count",
+                                              help="Attack every picture, print a seeded random N of them "
+                                                   "(digital figures on all; their predictions in digital.npz)."),
+    all_pngs: bool = typer.Option(False, "--all-pngs",
+                                  help="With --print-count: PNGs of every picture, not only the printed ones "
+                                       "(the report's simulated figures then cover all)."),
 ) -> None:
     """Attack pictures and lay clean and adversarial versions on printable PDF sheets."""
     from .sheets.run import digital_accuracy, make_sheets
@@ -165,12 +171,16 @@ def make_sheets_cmd(
                                                                                            "--onepixel-pixels"),
                                  onepixel_population=onepixel_population, onepixel_generations=onepixel_generations,
                                  defense=defense, defense_samples=defense_samples, non_adaptive=non_adaptive,
-                                 progress=progress, warn=_warn)
+                                 print_count=print_count, all_pngs=all_pngs, progress=progress, warn=_warn)
     except PhysicalError as exc:
         _fail(exc)
     m = result.manifest
-    acc = digital_accuracy(m)
+    acc = digital_accuracy(m, result.out)
     n_img = len(m["images"])
+    if "print" in m:
+        out.print(f"attacked {m['print']['of']} pictures; printing a random {n_img} of them "
+                  f"(seed {m['print']['seed']}); digital predictions of all in {result.out / m['print']['digital']}",
+                  soft_wrap=True)
     out.print(f"experiment [bold]{m['experiment_id']}[/]: {n_img} pictures x "
               f"{len(m['images'][0]['variants'])} variants on {result.n_pages} pages "
               f"({m['layout']['paper'].upper()}, {m['layout']['image_size_mm']:g} mm images), model {m['model']['id']}")
@@ -180,7 +190,8 @@ def make_sheets_cmd(
         out.print(f"defense {d['spec']} (seed {d['seed']}): attacks " + (
             "on the bare model (non-adaptive)" if not d["adaptive"] else
             f"adaptive (BPDA, EoT over {d['attack_samples']} draws)"), soft_wrap=True)
-    out.print(f"digital top-1 accuracy: {worst}")
+    out.print(f"digital top-1 accuracy{' (all ' + str(m['print']['of']) + ' pictures)' if 'print' in m else ''}: "
+              f"{worst}")
     out.print(f"wrote {result.out / 'sheets.pdf'}, {result.out / 'images'}/, {result.out / 'manifest.json'}")
     out.print("next: print sheets.pdf at 100% (actual size), photograph each page with all four QR "
               "codes in view, then run `physical ingest PHOTOS_DIR`")
@@ -366,7 +377,13 @@ def report_cmd(
     if m["images"][0].get("label_from") == "predicted":
         out.print("[yellow]labels are the model's own predictions on the clean images (--labels predicted), "
                   "not ground truth: clean digital accuracy is 100% by construction[/]", soft_wrap=True)
-    sources = list(dict.fromkeys(f["source"] for f in result.figures))
+    if "print" in m:
+        out.print(f"{len(m['images'])} of the {m['print']['of']} pictures attacked were printed: photographed "
+                  f"figures rest on those; the robust table's digital column on all {m['print']['of']}; simulated "
+                  "figures on " + ("all" if m["print"]["pngs"] == "all" else "the printed ones"), soft_wrap=True)
+    from .report.figures import source_order
+
+    sources = source_order(f["source"] for f in result.figures)
     for name in result.models:
         for table in render_robust(result.figures, name):
             out.print(table)

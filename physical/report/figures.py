@@ -83,11 +83,17 @@ def load_images(paths: Sequence[Path], model: Classifier) -> torch.Tensor:
     return torch.stack([preprocess(open_rgb(p), model) for p in paths])
 
 
+def prefilter_rule(clean_ok1: Any, adv_ok5: Any, clean_conf: Any, adv_conf: Any) -> Any:
+    """The paper's prefiltered case, on bools or on numpy arrays of them (elementwise): clean right
+    (top-1), adversarial wrong in top-1 and top-5, and the top prediction confident (>= 0.8) for both
+    the clean and the adversarial image."""
+    return (clean_ok1 & (adv_ok5 == False)  # noqa: E712 (elementwise on arrays, and right on bools)
+            & (clean_conf >= PREFILTER_CONFIDENCE) & (adv_conf >= PREFILTER_CONFIDENCE))
+
+
 def prefiltered(clean: Top5, adv: Top5, label: int) -> bool:
-    """The paper's prefiltered case: clean right (top-1), adversarial wrong in top-1 and top-5,
-    and the top prediction confident (>= 0.8) for both the clean and the adversarial image."""
-    return (clean.ok(label, 1) and not adv.ok(label, 5)
-            and clean.prob[0] >= PREFILTER_CONFIDENCE and adv.prob[0] >= PREFILTER_CONFIDENCE)
+    """:func:`prefilter_rule` for one image's top-5s."""
+    return bool(prefilter_rule(clean.ok(label, 1), adv.ok(label, 5), clean.prob[0], adv.prob[0]))
 
 
 class Cell(NamedTuple):
@@ -176,15 +182,17 @@ def with_perturbations(manifest: dict[str, Any], printouts: Path,
 
 
 def tables(manifest: dict[str, Any], digital: dict[tuple[str, str], Top5],
-           observations: Sequence[Observation]) -> list[dict[str, Any]]:
+           observations: Sequence[Observation], labels: Mapping[str, int] | None = None) -> list[dict[str, Any]]:
     """The accuracy and destruction-rate figures of one model and one source of transformed images.
 
     digital: (image id, variant) -> the model's top-5 on the digital image.
     observations: the transformed copies (each photo of a slot, or each simulated image).
+    labels: image id -> true class, for pictures beyond the manifest's (``--print-count``: those
+    attacked but not printed); default the manifest's.
     Returns flat records: {case, table, the :class:`Cell`'s fields (attack, method, eps, setting, l2,
     linf), metric, variant, rate (Rate)}, the cells in table order.
     """
-    labels = {rec["id"]: int(rec["label"]) for rec in manifest["images"]}
+    labels = labels if labels is not None else {rec["id"]: int(rec["label"]) for rec in manifest["images"]}
     by_variant: dict[str, list[Observation]] = {}
     for o in observations:
         by_variant.setdefault(o.variant, []).append(o)
@@ -217,6 +225,29 @@ def tables(manifest: dict[str, Any], digital: dict[tuple[str, str], Top5],
                     [digital[(o.image_id, "clean")].ok(labels[o.image_id], k) for o in adv_c],
                     [digital[(o.image_id, name)].ok(labels[o.image_id], k) for o in adv_c],
                     [o.top5.ok(labels[o.image_id], k) for o in adv_c]))
+    return records
+
+
+def digital_tables(manifest: dict[str, Any], top5: np.ndarray, prob: np.ndarray, labels: np.ndarray,
+                   variants: Sequence[str]) -> list[dict[str, Any]]:
+    """The digital accuracy records of :func:`tables` (``digital_clean``, ``digital_adv``; average and
+    prefiltered case) for many pictures at once, from arrays: ``top5``, ``prob`` (N, V, k) the model's
+    top-k on each picture's variants (names ``variants``), ``labels`` (N,). What :func:`tables` gives
+    for these rows when every picture is observed, without a Python object per image."""
+    col = {name: j for j, name in enumerate(variants)}
+    labels = np.asarray(labels)[:, None]
+    ok = {k: (top5[:, :, :k] == labels[:, :, None]).any(axis=2) for k in TOPK}    # (N, V) each
+    c = col["clean"]
+    records: list[dict[str, Any]] = []
+    for cell in variant_cells(manifest):
+        j = col[cell.attack]
+        keep = prefilter_rule(ok[1][:, c], ok[5][:, j], prob[:, c, 0], prob[:, j, 0])
+        for case, chosen in (("average", np.ones(len(labels), dtype=bool)), ("prefiltered", keep)):
+            for k in TOPK:
+                for variant, v in (("digital_clean", c), ("digital_adv", j)):
+                    records.append({"case": case, "table": "accuracy", **cell._asdict(), "metric": f"top{k}",
+                                    "variant": variant,
+                                    "rate": Rate(int(ok[k][chosen, v].sum()), int(chosen.sum()))})
     return records
 
 
@@ -288,9 +319,14 @@ def norm_text(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.1f}"
 
 
+ATTACKED = "attacked"
+
+
 def source_order(sources: Iterable[str]) -> list[str]:
-    """Photo first, then the other sources (simulated presets, transforms) by name."""
-    uniq = list(dict.fromkeys(sources))
+    """The sources of transformed images: photo first, then the others (simulated presets, transforms) by
+    name. :data:`ATTACKED` (digital figures only, of every picture attacked when a sample was printed)
+    is not one: its rows feed the digital columns."""
+    uniq = [s for s in dict.fromkeys(sources) if s != ATTACKED]
     return sorted(uniq, key=lambda s: (s != "photo", s))
 
 
@@ -374,7 +410,8 @@ def robust_accuracy(figures: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
 
         def most(found: list[dict[str, Any]]) -> dict[str, Any] | None:
             # the most pictures; ties to the first source in source order (photo first)
-            return max(found, key=lambda f: (f["n"], -sources.index(f["source"])), default=None)
+            return max(found, key=lambda f: (f["n"], -sources.index(f["source"]) if f["source"] in sources
+                                             else 1), default=None)
 
         def add(cell: Cell | None, source: str, f: dict[str, Any] | None) -> None:
             base = ({"attack": "clean", "method": None, "eps": None, "setting": "", "linf": None} if cell is None

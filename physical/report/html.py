@@ -51,7 +51,8 @@ def _rate(rows: Sequence[dict[str, Any]], **match: Any) -> Rate | None:
 def notes_from_meta(meta: dict[str, Any]) -> list[str]:
     """The notes for :func:`write_html` from figures.json's metadata (counting rule, prefilter, interval)."""
     out = []
-    for key, title in (("counting", "Counting"), ("prefilter", "Prefiltered case"), ("interval", "Intervals")):
+    for key, title in (("counting", "Counting"), ("sample", "Printed sample"), ("prefilter", "Prefiltered case"),
+                       ("interval", "Intervals")):
         if meta.get(key):
             out.append(f"{title}: {meta[key]}")
     return out
@@ -535,7 +536,8 @@ def _facts(manifest: dict[str, Any], figures: Sequence[dict[str, Any]], predicti
         ("Classes", f"{len(manifest['model'].get('class_names', []))}"),
         ("Attacks", ", ".join(e(names.get(m, m)) for m in methods)),
         ("&epsilon; (0&ndash;255)", ", ".join(e(x) for x in eps) or "none (no method with &epsilon;)"),
-        ("Pictures", f"{len(manifest['images'])}"),
+        ("Pictures", f"{len(manifest['images'])}" + (f" printed, a random sample of the {manifest['print']['of']} "
+                                                      "attacked" if "print" in manifest else "")),
         ("Photos / crops", f"{n_photos} photos, {n_crops} crops"),
         ("Sources", ", ".join(e(source_label(s)) for s in sources) or "none"),
         ("Labels from", ", ".join(e(x) for x in label_from)),

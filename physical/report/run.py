@@ -40,8 +40,8 @@ from ..errors import PhysicalError
 from ..files import write_atomic
 from ..models import Classifier, load_model
 from ..sheets.manifest import read_manifest
-from .figures import (PREFILTER_CONFIDENCE, Cell, Observation, Top5, check_classes, figure_rows, load_images,
-                      predict, setting_of, tables, with_perturbations)
+from .figures import (ATTACKED, PREFILTER_CONFIDENCE, Cell, Observation, Top5, check_classes, digital_tables,
+                      figure_rows, load_images, predict, setting_of, tables, with_perturbations)
 from .metrics import Rate
 
 REPORT_DIR = "report"
@@ -184,6 +184,20 @@ def _defended(model: Classifier, spec: str, seed: int) -> Classifier:
     return defend(model, parse_defense(spec), samples=1, seed=seed)
 
 
+def _attacked_figures(manifest: dict[str, Any], printouts: Path, model_id: str) -> list[dict[str, Any]]:
+    """The digital figures of every picture attacked, from ``digital.npz`` (source :data:`ATTACKED`), when
+    make-sheets printed only a sample (``--print-count``); else none. They are the predictions make-sheets
+    recorded (behind a random defense: its one seeded draw per image), so only the experiment's own model
+    has them."""
+    if "print" not in manifest:
+        return []
+    from ..sheets.digital import read_digital
+
+    table = read_digital(Path(printouts) / manifest["print"]["digital"])
+    records = digital_tables(manifest, table["top5"], table["prob"], table["label"], table["variant"].tolist())
+    return figure_rows(model_id, ATTACKED, records)
+
+
 def make_report(captures: Path = Path("captures"), *, printouts: Path = Path("printouts"),
                 out: Path | None = None, weights: Path | None = None, models: Sequence[str] = (),
                 simulated: str | Path | None = "typical", simulated_only: bool = False, seed: int = 0,
@@ -232,6 +246,19 @@ def make_report(captures: Path = Path("captures"), *, printouts: Path = Path("pr
     variants = {v["name"]: v for v in manifest["images"][0]["variants"]}
     keys = [(rec["id"], v["name"]) for rec in manifest["images"] for v in rec["variants"]]
     digital_files = [Path(printouts) / v["file"] for rec in manifest["images"] for v in rec["variants"]]
+    true = {rec["id"]: int(rec["label"]) for rec in manifest["images"]}
+    attacked = _attacked_figures(manifest, printouts, classifiers[0].model_id)
+    if manifest.get("print", {}).get("pngs") == "all":
+        # Every picture attacked has its PNGs: the simulated channel sees them all, not only the printed.
+        from ..sheets.digital import read_digital
+
+        table = read_digital(Path(printouts) / manifest["print"]["digital"])
+        for pid, label, printed in zip(table["id"].tolist(), table["label"].tolist(), table["printed"].tolist()):
+            if not printed:
+                true[pid] = int(label)
+                for name in table["variant"].tolist():
+                    keys.append((pid, name))
+                    digital_files.append(Path(printouts) / "images" / f"{pid}_{name}.png")
     crop_files = [Path(captures) / r["crop"] for r in rows]
     # Under torchrun each process classifies whole batches of its own block (the same batches
     # whatever the number of processes); the predictions are gathered and rank 0 counts.
@@ -274,12 +301,14 @@ def make_report(captures: Path = Path("captures"), *, printouts: Path = Path("pr
             if d == 0:
                 digital, obs = digital_d, obs_d       # predictions.csv holds the first draw's
             if rows:
-                per_draw.setdefault("photo", []).append(tables(manifest, digital_d, obs_d))
+                per_draw.setdefault("photo", []).append(tables(manifest, digital_d, obs_d, true))
             if channel is not None:
                 sim = [Observation(k, v, t) for (k, v), t in zip(keys, [t for part in parts for t in part[d][2]])]
-                per_draw.setdefault(f"simulated:{simulated_name}", []).append(tables(manifest, digital_d, sim))
+                per_draw.setdefault(f"simulated:{simulated_name}", []).append(tables(manifest, digital_d, sim, true))
         for source, sets in per_draw.items():
             figures += figure_rows(model.model_id, source, sum_draws(sets))
+        if i == 0:
+            figures += attacked
         for r, o in zip(rows, obs):
             rec = labels[o.image_id]
             d = digital[(o.image_id, o.variant)]
@@ -316,6 +345,12 @@ def make_report(captures: Path = Path("captures"), *, printouts: Path = Path("pr
                 ("profile" if isinstance(channel, dict) else "preset"): str(simulated), "seed": seed,
                 "module": "physical.channel",
                 **({"fitted_on": channel["fitted_on"]} if isinstance(channel, dict) else {})},
+            "sample": None if "print" not in manifest else (
+                f"{len(manifest['images'])} of the {manifest['print']['of']} pictures attacked were printed (seed "
+                f"{manifest['print']['seed']}): photographed figures rest on those; the digital column on all "
+                f"{manifest['print']['of']} (make-sheets' predictions, source '{ATTACKED}'); simulated figures on "
+                + ("all of them" if manifest["print"]["pngs"] == "all" else "the printed ones (make-sheets "
+                   "--all-pngs keeps every picture's images)")),
             "prefilter": f"clean top-1 right, adversarial wrong in top-1 and top-5, top prediction confidence >= "
                          f"{PREFILTER_CONFIDENCE} for both",
             "interval": "Wilson score, 95%",

@@ -16,7 +16,7 @@ import warnings
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import torch
 
@@ -30,12 +30,32 @@ PREDICTED = "predicted"
 
 @dataclass(frozen=True)
 class Picture:
-    """One picture to attack. ``image``: (3, H, W) float in [0, 1] on the 8-bit grid."""
+    """One picture to attack. ``image``: (3, H, W) float in [0, 1] on the 8-bit grid, or None when
+    loaded lazily (:func:`picture_images` reads ``path`` when the picture's batch comes)."""
 
     id: str
     source: str
     label: int | None
-    image: torch.Tensor
+    image: torch.Tensor | None
+    path: Path | None = None
+
+
+def picture_images(pictures: Sequence[Picture], model: Classifier) -> torch.Tensor:
+    """(N, 3, H, W) in [0, 1]: the pictures' images, read now if they were loaded lazily.
+
+    A file that :func:`load_pictures` could read but that cannot be read now (changed meanwhile)
+    raises a one-line :class:`PhysicalError` naming it."""
+    out = []
+    for p in pictures:
+        if p.image is not None:
+            out.append(p.image)
+            continue
+        try:
+            out.append(preprocess(open_rgb(p.path), model))
+        except PhotoError as exc:
+            raise PhysicalError(f"{p.path}: {exc}; it could be read when the run began: leave the pictures "
+                                "unchanged while make-sheets runs") from None
+    return torch.stack(out)
 
 
 def _norm(name: str) -> str:
@@ -126,13 +146,17 @@ def _list_folder(folder: Path, labels: str | None) -> tuple[list[tuple[Path, str
 
 def load_pictures(model: Classifier, images: Path | None = None, labels: str | None = None,
                   count: int | None = None, seed: int = 0,
-                  warn: Callable[[str], None] | None = None) -> tuple[list[Picture], str]:
+                  warn: Callable[[str], None] | None = None, lazy: bool = False,
+                  readable: Callable[[list[Path]], list[bool]] | None = None) -> tuple[list[Picture], str]:
     """Load, label and preprocess the pictures; returns (pictures, labels source).
 
     ``images=None`` loads the bundled CIFAR-10 samples. ``count`` picks a
     random subset, reproducible with ``seed``. Unreadable files are skipped
     with a warning; an unknown label, a missing or empty folder raise
-    :class:`PhysicalError`.
+    :class:`PhysicalError`. ``lazy``: keep no image in memory (``image`` None; memory
+    flat in the number of pictures): every file is decoded once here to know it can be
+    read, and again by :func:`picture_images` when its batch comes. ``readable(paths)``
+    replaces that check (make-sheets shares it out between processes under torchrun).
     """
     warn = warn or (lambda msg: warnings.warn(msg))
     with warnings.catch_warnings(record=True) as caught:
@@ -157,20 +181,51 @@ def load_pictures(model: Classifier, images: Path | None = None, labels: str | N
             entries = sorted(random.Random(seed).sample(entries, count), key=lambda e: str(e[0]))
 
     resolve = label_resolver(model)
-    pictures: list[Picture] = []
+    resolved = []
     for path, label_text in entries:
         label = None
         if label_text is not None:
             label = resolve(label_text)
             if label is None:
                 raise _unknown_label(str(path), label_text, model)
+        resolved.append((path, label))
+    ok = readable([p for p, _ in resolved]) if lazy and readable is not None else None
+    pictures: list[Picture] = []
+    for k, (path, label) in enumerate(resolved):
+        x = None
         try:
-            x = preprocess(open_rgb(path), model)
+            if not lazy:
+                x = preprocess(open_rgb(path), model)
+            elif ok is None:
+                open_rgb(path)
+            elif not ok[k]:
+                raise PhotoError(why_unreadable(path))
         except PhotoError as exc:
             warn(f"{path}: {exc}; skipped")
             continue
         rel = path.name if root is None else path.relative_to(root).as_posix()
-        pictures.append(Picture(id=f"img{len(pictures):03d}", source=rel, label=label, image=x))
+        pictures.append(Picture(id=f"img{len(pictures):03d}", source=rel, label=label, image=x, path=path))
     if not pictures:
         raise PhysicalError(f"--images {images}: none of the {len(entries)} files could be read as an image")
     return pictures, source
+
+
+def is_readable(paths: Sequence[Path]) -> list[bool]:
+    """Whether each file decodes as a picture (what :func:`load_pictures` checks)."""
+    out = []
+    for p in paths:
+        try:
+            open_rgb(p)
+            out.append(True)
+        except PhotoError:
+            out.append(False)
+    return out
+
+
+def why_unreadable(path: Path) -> str:
+    """The reader's own reason why ``path`` cannot be read."""
+    try:
+        open_rgb(path)
+    except PhotoError as exc:
+        return str(exc)
+    return "could not be read"

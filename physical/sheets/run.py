@@ -4,7 +4,9 @@ Writes into the output folder:
 
 - ``images/<image id>_<variant>.png``: the exact 8-bit digital images;
 - ``sheets.pdf``: the printable pages (layout.py places, pdf.py draws);
-- ``manifest.json``: everything later stages need (manifest.py).
+- ``manifest.json``: everything later stages need (manifest.py);
+- with ``--print-count N``, ``digital.npz``: the digital predictions of every picture attacked
+  (:mod:`.digital`), of which only a seeded sample of N is printed.
 
 Everything is built in a hidden staging folder and moved in at the end,
 manifest last, so an interrupted run leaves either the old experiment or
@@ -39,7 +41,8 @@ from .layout import (MARK_DICTIONARY, MARK_MODULES, MARK_QUIET_MM, MIN_PHOTO_PX_
                      default_image_size_mm, mark_side_mm, max_image_size_mm, page_to_dict, plan_pages)
 from .manifest import FORMAT, FORMAT_VERSION, MANIFEST_NAME, read_manifest, write_manifest
 from .pdf import write_sheets_pdf
-from .pictures import Picture, load_pictures
+from .digital import DIGITAL_NAME, PRINT_RULE, DigitalTable, print_sample, read_digital, write_digital
+from .pictures import Picture, is_readable, load_pictures, picture_images
 from .variants import (AttackSettings, eot_steps, perturbation, plan_variants, run_attack, setting_text,
                        variant_params)
 
@@ -130,6 +133,8 @@ def make_sheets(
     defense: str | None = None,
     defense_samples: int = DEFENSE_SAMPLES,
     non_adaptive: bool = False,
+    print_count: int | None = None,
+    all_pngs: bool = False,
     progress: Progress | None = None,
     warn: Callable[[str], None] | None = None,
 ) -> SheetsResult:
@@ -150,6 +155,10 @@ def make_sheets(
     image), and the attacks are adaptive (BPDA, and EoT over ``defense_samples`` draws per
     gradient) unless ``non_adaptive``, which attacks the bare model, as the defenses' own papers
     did, and evaluates the defended one.
+    ``print_count``: attack every picture but print a seeded random sample of this many
+    (:func:`~physical.sheets.digital.print_sample`); the manifest holds the printed ones, ``digital.npz``
+    the digital predictions of all, ``images/`` the PNGs of the printed ones (of all with ``all_pngs``).
+    Pictures are read batch by batch, so memory does not grow with their number.
     ``progress(stage, done, total)`` is called as work advances.
     """
     out = Path(out)
@@ -191,6 +200,10 @@ def make_sheets(
             raise PhysicalError(f"--channel: {exc}") from None
     if batch_size < 1:
         raise PhysicalError(f"--batch-size {batch_size}: must be at least 1")
+    if print_count is not None and print_count < 1:
+        raise PhysicalError(f"--print-count {print_count}: must be at least 1")
+    if all_pngs and print_count is None:
+        raise PhysicalError("--all-pngs needs --print-count: without it every picture is printed and has its PNGs")
     steps = None
     if defense is not None:
         from ..defenses import parse_defense
@@ -213,7 +226,13 @@ def make_sheets(
 
         clf = defend(bare, steps, samples=1, seed=seed)
         attacker = bare if non_adaptive else defend(bare, steps, samples=defense_samples, seed=seed + 1)
-    pictures, labels_source = load_pictures(clf, images, labels, count, seed, warn)
+    # Read lazily: a picture is decoded when its batch comes (memory flat in the number of pictures);
+    # the up-front check that every file can be read is shared out between the processes.
+    pictures, labels_source = load_pictures(
+        clf, images, labels, count, seed, warn, lazy=True,
+        readable=lambda paths: [ok for part in run_sharded(w, lambda: is_readable(shard(paths, w))) for ok in part])
+    printed = print_sample(len(pictures), print_count, seed)
+    keep_png = set(range(len(pictures))) if print_count is None or all_pngs else set(printed)
     experiment_id = gather(w, new_experiment_id())[0]     # rank 0's, on every rank
     settings = AttackSettings(channel=eot_channel if eot_channel is not None else "typical", channel_name=str(channel),
                               eot_samples=eot_samples, eot_step_factor=eot_step_factor, eot_digital=eot_digital,
@@ -225,7 +244,7 @@ def make_sheets(
 
     # Pre-flight the layout before minutes of attacking: a picture that cannot
     # fit a page is an error the user should see at once.
-    groups = [(p.id, [v.name for v in variants]) for p in pictures]
+    groups = [(pictures[i].id, [v.name for v in variants]) for i in printed]
     if image_size_mm is None:
         wanted = default_image_size_mm(max(clf.input_size))
         fits = max_image_size_mm(len(variants), paper)
@@ -257,16 +276,25 @@ def make_sheets(
         batches = shard([range(i, min(i + batch_size, len(pictures))) for i in range(0, len(pictures), batch_size)], w)
         total = sum(len(b) for b in batches)
 
-        def attack_mine() -> list[dict[str, Any]]:
-            records: list[dict[str, Any]] = []
-            progress("attack", 0, total)
-            for index in batches:
-                records += _attack_batch([pictures[i] for i in index], index, clf, attacker, variants, methods,
-                                         eps, settings, seed, labels_source, staging)
-                progress("attack", len(records), total)
-            return records
+        printed_set = set(printed)
 
-        records = [r for part in run_sharded(w, attack_mine) for r in part]
+        def attack_mine() -> tuple[list[dict[str, Any]], list[DigitalTable]]:
+            records: list[dict[str, Any]] = []
+            tables: list[DigitalTable] = []
+            progress("attack", 0, total)
+            done = 0
+            for index in batches:
+                recs, table = _attack_batch([pictures[i] for i in index], index, clf, attacker, variants, methods,
+                                            eps, settings, seed, labels_source, staging, keep_png)
+                records += [r for r, i in zip(recs, index) if i in printed_set]
+                tables.append(table)
+                done += len(index)
+                progress("attack", done, total)
+            return records, tables
+
+        parts = run_sharded(w, attack_mine)
+        records = [r for part in parts for r in part[0]]
+        digital_parts = [t for part in parts for t in part[1]]
 
         def write() -> dict[str, Any] | None:
             if not w.writes:
@@ -277,6 +305,9 @@ def make_sheets(
                 f" · ε {','.join(map(str, eps))}" if any(m in EPS_METHODS for m in methods) else "")
             write_sheets_pdf(staging / PDF_NAME, pages, arrays, experiment_id=experiment_id, title=title,
                              progress=lambda n: progress("pdf", n, len(pages)))
+            if print_count is not None:
+                write_digital(staging / DIGITAL_NAME, digital_parts, [v.name for v in variants],
+                              [p.id for p in pictures], [p.source for p in pictures], clf.class_names, printed)
             manifest = {
                 "format": FORMAT,
                 "format_version": FORMAT_VERSION,
@@ -302,6 +333,9 @@ def make_sheets(
                                 "jpeg_gradient": "straight through"}} if eot_channel is not None else {}),
                 },
                 "images": records,
+                **({"print": {"count": len(printed), "of": len(pictures), "seed": seed, "rule": PRINT_RULE,
+                              "pngs": "all" if all_pngs else "printed", "digital": DIGITAL_NAME}}
+                   if print_count is not None else {}),
                 "layout": {"paper": paper, "image_size_mm": image_size_mm, "pdf": PDF_NAME,
                            "units": "mm, origin top-left of the page, y down",
                            "marks": {"dictionary": MARK_DICTIONARY, "modules": MARK_MODULES,
@@ -332,10 +366,11 @@ def picture_seed(seed: int, index: int, salt: int) -> int:
 
 def _attack_batch(batch: list[Picture], index: Sequence[int], clf: Classifier, attacker: Classifier,
                   variants: list, methods: Sequence[str], eps: Sequence[int], settings: AttackSettings, seed: int,
-                  labels_source: str, staging: Path) -> list[dict[str, Any]]:
-    """Attack one batch of pictures (``index``: their places in the experiment), write their PNGs
-    into ``staging`` and return their manifest records."""
-    x = torch.stack([p.image for p in batch]).to(clf.device)
+                  labels_source: str, staging: Path,
+                  keep_png: set[int] | None = None) -> tuple[list[dict[str, Any]], DigitalTable]:
+    """Attack one batch of pictures (``index``: their places in the experiment), write the PNGs of those
+    in ``keep_png`` (None: all) into ``staging``; return their manifest records and their digital table."""
+    x = picture_images(batch, clf).to(clf.device)
     with torch.no_grad():
         clean_probs = clf(x).softmax(dim=1)
     y = torch.tensor([p.label if p.label is not None else -1 for p in batch], device=clf.device)
@@ -356,21 +391,31 @@ def _attack_batch(batch: list[Picture], index: Sequence[int], clf: Classifier, a
     with torch.no_grad():
         probs = clf(stacked).softmax(dim=1).split(len(batch))
     records = []
+    tops = [pr.cpu().topk(min(5, pr.shape[1]), dim=1) for pr in probs]     # per variant: (N, 5) each
+    norms = torch.zeros(len(batch), len(variants), 3)
     for i, pic in enumerate(batch):
         rec = {"id": pic.id, "source": pic.source, "label": int(y[i]),
                "label_name": clf.class_names[int(y[i])], "label_from": labels_source,
                "least_likely": int(y_ll[i]), "variants": []}
-        for v, pr in zip(variants, probs):
-            data = _png_bytes(to_uint8(batch_images[v][i]))
+        for j, (v, pr) in enumerate(zip(variants, probs)):
             file = f"{IMAGES_DIR}/{pic.id}_{v.name}.png"
-            (staging / file).write_bytes(data)
+            digest = None
+            if keep_png is None or index[i] in keep_png:
+                data = _png_bytes(to_uint8(batch_images[v][i]))
+                (staging / file).write_bytes(data)
+                digest = hashlib.sha256(data).hexdigest()
+            norm = perturbation(batch_images[v][i], x[i])
+            norms[i, j] = torch.tensor([norm["l0"], norm["l2"], norm["linf"]], dtype=torch.float32)
             rec["variants"].append({"name": v.name, "method": v.method, "eps": v.eps if v.method else 0,
                                     "setting": setting_text(v, settings), "params": variant_params(v, settings),
-                                    "perturbation": perturbation(batch_images[v][i], x[i]),
+                                    "perturbation": norm,
                                     "file": file, "top5": top5(pr[i:i + 1].cpu(), clf.class_names)[0],
-                                    "sha256": hashlib.sha256(data).hexdigest()})
+                                    "sha256": digest})
         records.append(rec)
-    return records
+    table = DigitalTable(index=torch.tensor(list(index)), label=y.cpu(), least_likely=y_ll.cpu(),
+                         top5=torch.stack([t.indices for t in tops], dim=1),
+                         prob=torch.stack([t.values for t in tops], dim=1).float(), norms=norms)
+    return records, table
 
 
 def _commit(out: Path, staging: Path, old: dict[str, Any] | None, manifest: dict[str, Any]) -> None:
@@ -384,16 +429,35 @@ def _commit(out: Path, staging: Path, old: dict[str, Any] | None, manifest: dict
                 # A manifest is editable text: delete only our own images, never a path it points elsewhere.
                 if listed.parent == images_dir and listed.suffix == ".png":
                     listed.unlink(missing_ok=True)
+        if old.get("print", {}).get("pngs") == "all":
+            # The unprinted pictures' PNGs, named as make-sheets names them, from the old digital table.
+            try:
+                table = read_digital(out / DIGITAL_NAME)
+                for pid in table["id"]:
+                    for name in table["variant"]:
+                        listed = (out / IMAGES_DIR / f"{pid}_{name}.png").resolve()
+                        if listed.parent == images_dir:
+                            listed.unlink(missing_ok=True)
+            except PhysicalError:
+                pass                                    # unreadable: leave what cannot be named
+        (out / DIGITAL_NAME).unlink(missing_ok=True)
         (out / PDF_NAME).unlink(missing_ok=True)
     (out / IMAGES_DIR).mkdir(parents=True, exist_ok=True)
     for f in sorted((staging / IMAGES_DIR).iterdir()):
         f.replace(out / IMAGES_DIR / f.name)
     (staging / PDF_NAME).replace(out / PDF_NAME)
+    if (staging / DIGITAL_NAME).exists():
+        (staging / DIGITAL_NAME).replace(out / DIGITAL_NAME)
     write_manifest(out, manifest)
 
 
-def digital_accuracy(manifest: dict[str, Any]) -> dict[str, float]:
-    """Top-1 accuracy of the saved digital images per variant name."""
+def digital_accuracy(manifest: dict[str, Any], printouts: Path | None = None) -> dict[str, float]:
+    """Top-1 accuracy of the saved digital images per variant name: of every picture attacked (from
+    ``printouts/digital.npz`` when only a sample was printed), else of the manifest's."""
+    if "print" in manifest and printouts is not None:
+        t = read_digital(Path(printouts) / manifest["print"]["digital"])
+        hits_all = (t["top5"][:, :, 0] == t["label"][:, None]).mean(axis=0)
+        return {str(name): float(h) for name, h in zip(t["variant"], hits_all)}
     hits: dict[str, list[int]] = {}
     for rec in manifest["images"]:
         for v in rec["variants"]:
