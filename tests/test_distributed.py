@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from physical.distributed import World, gather, shard, world
@@ -58,9 +59,11 @@ def _predictions(folder: Path) -> list:
 
 
 def test_two_processes_make_the_same_sheets_as_one(tmp_path):
-    one = _run(ARGS + ["--out", "one"], tmp_path)
+    # Printing a sample of 4 (with every PNG kept): the digital table is shared out and gathered too.
+    sample = ["--print-count", "4", "--all-pngs"]
+    one = _run(ARGS + sample + ["--out", "one"], tmp_path)
     assert one.returncode == 0, one.stderr
-    two = _run(ARGS + ["--out", "two"], tmp_path, procs=2)
+    two = _run(ARGS + sample + ["--out", "two"], tmp_path, procs=2)
     assert two.returncode == 0, two.stderr
     # Rank 0 alone reports.
     assert two.stdout.count("digital top-1 accuracy") == 1
@@ -70,6 +73,11 @@ def test_two_processes_make_the_same_sheets_as_one(tmp_path):
     for a, b in zip(png_one, png_two):
         assert a.read_bytes() == b.read_bytes(), a.name
     assert _predictions(tmp_path / "one") == _predictions(tmp_path / "two")
+    assert len(_predictions(tmp_path / "one")) == 4
+    with np.load(tmp_path / "one" / "digital.npz") as a, np.load(tmp_path / "two" / "digital.npz") as b:
+        assert sorted(a.files) == sorted(b.files) and len(a["id"]) == 6
+        for key in a.files:
+            assert np.array_equal(a[key], b[key]), key
     assert not list((tmp_path / "two").glob(".staging-*"))
 
 
@@ -104,11 +112,12 @@ def test_two_processes_report_the_same_figures_as_one(tmp_path):
     simulate_photos(tmp_path / "printouts", tmp_path / "photos", seed=2)
     ingest(tmp_path / "photos", printouts=tmp_path / "printouts", out=tmp_path / "captures")
     # Batches of 4 images: 15 digital images in 4 batches, 2 processes take 2 each.
-    common = ["report", "--no-artificial", "--simulated", "typical", "--batch-size", "4", "--model", "demo+randomize"]
+    # The artificial sweeps too: whole (transform, strength) steps are shared out.
+    common = ["report", "--simulated", "typical", "--batch-size", "4", "--model", "demo+randomize"]
     one = _run(common + ["--out", "r1"], tmp_path)
     assert one.returncode == 0, one.stderr
     two = _run(common + ["--out", "r2"], tmp_path, procs=2)
     assert two.returncode == 0, two.stderr
-    for name in ("figures.csv", "predictions.csv", "robust.csv"):
+    for name in ("figures.csv", "predictions.csv", "robust.csv", "artificial.csv"):
         assert (tmp_path / "r1" / name).read_text() == (tmp_path / "r2" / name).read_text(), name
     assert "simulated:typical" in (tmp_path / "r1" / "figures.csv").read_text()

@@ -208,7 +208,8 @@ def _predict(model: Any, images: Sequence[np.ndarray], batch_size: int) -> list:
 
 def sweep(model: Any, printouts: Path, *, transforms: Iterable[str] | None = None, batch_size: int = 256,
           seed: int = 0, progress: Progress | None = None,
-          strengths: Mapping[str, Sequence[float]] | None = None) -> list[dict[str, Any]]:
+          strengths: Mapping[str, Sequence[float]] | None = None,
+          steps_of: Callable[[list[tuple[str, float]]], list[tuple[str, float]]] | None = None) -> list[dict[str, Any]]:
     """Destruction rate under each artificial transformation and strength (the paper's section 4).
 
     Every digital image of the experiment (clean and adversarial variants) is
@@ -230,7 +231,10 @@ def sweep(model: Any, printouts: Path, *, transforms: Iterable[str] | None = Non
     or library version). Images are read once; each strength is one pass over
     them in chunks of ``batch_size``. ``progress(stage, done, total)`` is
     called once per strength. ``strengths`` replaces the default strengths
-    (:data:`TRANSFORMS`) of the transformations it names.
+    (:data:`TRANSFORMS`) of the transformations it names. ``steps_of(steps)``: the part of the
+    (transform, strength) steps to run here (the report shares whole steps out between processes
+    under torchrun: each step passes over every image in order, so its noise draws do not depend
+    on the split); default all.
     """
     from .figures import check_classes, load_png, variant_cells, with_perturbations
 
@@ -268,6 +272,8 @@ def sweep(model: Any, printouts: Path, *, transforms: Iterable[str] | None = Non
     cells = variant_cells(with_perturbations(manifest, printouts, dict(zip(keys, images))))
     ids = [rec["id"] for rec in manifest["images"]]
     steps = [(n, s) for n in names for s in levels[n]]
+    if steps_of is not None:
+        steps = steps_of(steps)
     rows: list[dict[str, Any]] = []
     progress("transforms", 0, len(steps))
     for done, (name, strength) in enumerate(steps, 1):

@@ -323,6 +323,18 @@ def make_report(captures: Path = Path("captures"), *, printouts: Path = Path("pr
                 "photo_top5_probs": " ".join(f"{p:.4f}" for p in o.top5.prob)})
         progress("classify", i + 1, len(classifiers))
 
+    sweep_rows: list[dict[str, Any]] = []
+    if artificial:
+        from .artificial import sweep
+
+        # Whole (transform, strength) steps are shared out; rank 0 gets the rows of all, in order.
+        def sweep_mine() -> list[dict[str, Any]]:
+            with _warnings_to(warn if w.writes else (lambda message: None)):
+                return sweep(classifiers[0], printouts, batch_size=batch_size, progress=progress,
+                             steps_of=lambda steps: shard(steps, w))
+
+        sweep_rows = [r for part in run_sharded(w, sweep_mine) for r in part]
+
     def write() -> ReportResult | None:
         if not w.writes:
             return None
@@ -371,10 +383,8 @@ def make_report(captures: Path = Path("captures"), *, printouts: Path = Path("pr
         eps_plots = plot_destruction_vs_eps(figures, out / "plots")
         plots: list[Path] = []
         if artificial:
-            from .artificial import plot_sweeps, sweep
+            from .artificial import plot_sweeps
 
-            with _warnings_to(warn):
-                sweep_rows = sweep(classifiers[0], printouts, batch_size=batch_size, progress=progress)
             write_atomic(out / "artificial.csv", _csv_bytes(_artificial_rows(sweep_rows), ARTIFICIAL_COLUMNS))
             plots = plot_sweeps(sweep_rows, out / "plots")
         from .html import notes_from_meta, write_html
@@ -385,7 +395,7 @@ def make_report(captures: Path = Path("captures"), *, printouts: Path = Path("pr
         return ReportResult(out=out, manifest=manifest, figures=figures, n_crops=len(rows), n_photos=n_photos,
                             models=[m.model_id for m in classifiers])
 
-    # Rank 0 counts and writes (the artificial sweeps too); every rank returns its result, or its error.
+    # Rank 0 counts and writes; every rank returns its result, or its error.
     try:
         return run_sharded(w, write)[0]
     finally:
