@@ -3,6 +3,7 @@
     python bench/scale.py speedup                        # 1 vs 2 processes on the same 64 pictures
     python bench/scale.py memory --counts 1000,10000     # peak RSS of --print-count 50 as pictures grow
     python bench/scale.py batches --count 32             # what changes across --batch-size
+    python bench/scale.py costs --count 16               # model passes and seconds per picture, per method
 
 ``speedup``: ``torchrun --standalone --nproc-per-node P -m physical make-sheets`` on
 ``--count`` CIFAR-10 test pictures (``--methods``, default the paper's three at every
@@ -20,6 +21,12 @@ thread) for each N in ``--counts``; the peak resident memory of the process
 each variant, how many PNGs, pixels (any channel) and channel values differ and by how
 many levels at most: what float reduction order alone changes (every random draw is
 seeded per picture, so nothing else may).
+
+``costs``: for each method alone (``--cost-methods``; at one eps, 8), make-sheets on
+``--count`` pictures in this process (demo model, ``--device``), counting the images the
+model processes with and without gradients: model passes per picture (forward+backward,
+and forward only), which carry over to any model, and seconds per picture on this
+machine. Defaults of each method (README, make-sheets).
 
 Needs ``../shared/data/cifar10``. Prints a table; ``--out FILE`` also writes JSON.
 """
@@ -145,9 +152,41 @@ def batches(cfg: argparse.Namespace, work: Path) -> dict:
     return {"batch_sizes": [1, cfg.batch_size_b], "variants": per}
 
 
+def costs(cfg: argparse.Namespace, work: Path) -> dict:
+    import torch
+
+    sys.path.insert(0, str(REPO))
+    from physical.models import load_model
+    from physical.sheets.run import make_sheets
+
+    model = load_model("demo", device=cfg.device)
+    seen = {"grad": 0, "nograd": 0}
+
+    def count(module, inputs, output) -> None:
+        seen["grad" if torch.is_grad_enabled() else "nograd"] += inputs[0].shape[0]
+
+    model.net.register_forward_hook(count)
+    rows = []
+    for method in cfg.cost_methods.split(","):
+        seen.update(grad=0, nograd=0)
+        out = work / f"cost-{method}"
+        shutil.rmtree(out, ignore_errors=True)
+        t = time.perf_counter()
+        make_sheets(out, model=model, images=TEST, count=cfg.count, methods=[method], eps=[8],
+                    batch_size=cfg.batch_size, device=cfg.device)
+        wall = time.perf_counter() - t
+        row = {"method": method, "pictures": cfg.count, "seconds_per_picture": round(wall / cfg.count, 3),
+               "grad_passes_per_picture": round(seen["grad"] / cfg.count, 1),
+               "forward_only_per_picture": round(seen["nograd"] / cfg.count, 1)}
+        rows.append(row)
+        print(f"{method:>9}: {row['grad_passes_per_picture']:>8} forward+backward, {row['forward_only_per_picture']:>8} "
+              f"forward only per picture; {row['seconds_per_picture']:.3f} s per picture", flush=True)
+    return {"device": cfg.device, "rows": rows}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("what", choices=("speedup", "memory", "batches"))
+    ap.add_argument("what", choices=("speedup", "memory", "batches", "costs"))
     ap.add_argument("--count", type=int, default=64, help="speedup: pictures")
     ap.add_argument("--counts", default="1000,10000", help="memory: picture counts, comma-separated")
     ap.add_argument("--print-count", type=int, default=50)
@@ -155,6 +194,8 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--batch-size-b", type=int, default=16, help="batches: the batch size compared with 1")
     ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--cost-methods", default="fast,bim,ll,pgd,eot,cw,lbfgs,onepixel")
+    ap.add_argument("--device", default="cpu")
     ap.add_argument("--work", type=Path, default=None, help="folder for the printouts (default: a temporary one)")
     ap.add_argument("--out", type=Path, default=None, help="also write the results as JSON here")
     cfg = ap.parse_args()
@@ -164,7 +205,7 @@ def main() -> None:
         work = cfg.work or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
         result = {"what": cfg.what, "args": {k: str(v) for k, v in vars(cfg).items()}, "cpus": os.cpu_count(),
-                  **{"speedup": speedup, "memory": memory, "batches": batches}[cfg.what](cfg, work)}
+                  **{"speedup": speedup, "memory": memory, "batches": batches, "costs": costs}[cfg.what](cfg, work)}
     if cfg.out:
         cfg.out.write_text(json.dumps(result, indent=1) + "\n")
 
