@@ -68,6 +68,28 @@ def test_the_adversarially_trained_demo_is_bundled_and_resists_the_basic_iterati
     assert right["demo"][1] <= 2 and right["demo-adv"][1] >= 5, right
 
 
+def test_the_distilled_demo_is_bundled_and_masks_its_gradients(demo_model, demo_batch):
+    # Defensive distillation at T = 100, evaluated at T = 1: the softmax saturates, so the cross-entropy
+    # gradients the fast and basic iterative methods follow vanish, and neither changes one of the 15 pictures it
+    # gets right (demo keeps 10 and 1). Carlini-Wagner on the logits is not fooled: it misclassifies all 15.
+    from physical.attacks import attack_grid
+    from physical.attacks.cw import cw
+
+    dist = load_model("demo-distilled", device="cpu")
+    assert dist.model_id == "demo-distilled" and dist.weights_sha256 != demo_model.weights_sha256
+    x, y = demo_batch
+    with torch.no_grad():
+        right = dist(x).argmax(1) == y
+    assert int(right.sum()) == 15
+    grid = attack_grid(dist, x[right], y[right], [8 / 255], ["fast", "bim"])
+    with torch.no_grad():
+        kept = {m: int((dist(grid[(m, 8 / 255)]).argmax(1) == y[right]).sum()) for m in ("fast", "bim")}
+        adv = cw(dist, x[right], y[right])
+        fooled = int((dist(adv).argmax(1) != y[right]).sum())
+    assert kept == {"fast": 15, "bim": 15}
+    assert fooled == 15
+
+
 def test_torchvision_with_weights_file(resnet18_file):
     model = load_model("torchvision:resnet18", weights=resnet18_file, device="cpu")
     assert model.model_id == "torchvision:resnet18"
