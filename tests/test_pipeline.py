@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from pathlib import Path
 
 import cv2
@@ -102,3 +103,26 @@ def test_demo_refuses_a_used_folder_and_replaces_with_force(demo, tmp_path):
     result = runner.invoke(app, ["demo", "--out", str(other), "--force"])
     assert result.exit_code != 0 and "not a physical demo" in result.stderr
     assert (other / "thesis.tex").read_text() == "precious"
+
+
+def test_an_experiment_on_demo_adv_is_reported_for_demo_and_demo_distilled_too(tmp_path):
+    # The trained defenses end to end: attacked on demo-adv, photographed by the virtual camera, and each of the
+    # three models' robust accuracy reported (digital beside photo and simulated) on the same crops.
+    def run(*args: str) -> str:
+        result = runner.invoke(app, list(args))
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    p, ph, c = (str(tmp_path / d) for d in ("printouts", "photos", "captures"))
+    run("make-sheets", "--model", "demo-adv", "--methods", "fast", "--eps", "8", "--count", "4", "--out", p)
+    run("simulate-photos", "--printouts", p, "--out", ph)
+    run("ingest", ph, "--printouts", p, "--out", c)
+    out = run("report", "--captures", c, "--printouts", p, "--model", "demo", "--model", "demo-distilled",
+              "--no-artificial")
+    titles = re.findall(r"Robust accuracy: top-1 % with 95% interval, average case \((\S+)\)", " ".join(out.split()))
+    assert titles == ["demo-adv", "demo", "demo-distilled"]
+    with open(tmp_path / "captures" / "report" / "robust.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    for model in ("demo-adv", "demo", "demo-distilled"):
+        mine = {(r["attack"], r["source"]): int(r["n"]) for r in rows if r["model"] == model}
+        assert mine == {(a, s): 4 for a in ("clean", "fast_e8") for s in ("digital", "photo", "simulated:typical")}
