@@ -338,7 +338,8 @@ def main() -> None:
         "architecture": "ResNet20", "dataset": "CIFAR-10 (JPEG ImageFolder)",
         "test_top1": f"{acc:.4f}", "epochs": str(args.epochs), "seed": str(args.seed),
         "train_minutes": f"{elapsed / 60:.1f}", "threads": str(torch.get_num_threads()),
-        "init": args.init.name if args.init else "random", "lr": str(args.lr),
+        "init": args.init.name if args.init else "random", "lr": str(args.lr), "wd": str(args.wd),
+        "warmup_epochs": str(args.warmup_epochs),
         "width": str(args.width), "device": str(dev), "label_smoothing": str(smoothing),
         "defense": (f"adversarial training, {ADV_NAMES[args.adv_method]}, "
                     f"eps {args.adv_eps:g}/255" + (f"; {stopped}" if stopped else "") if eps > 0 else
