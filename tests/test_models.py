@@ -71,7 +71,7 @@ def test_the_adversarially_trained_demo_is_bundled_and_resists_the_basic_iterati
 def test_the_distilled_demo_is_bundled_and_masks_its_gradients(demo_model, demo_batch):
     # Defensive distillation at T = 100, evaluated at T = 1: the softmax saturates, so the cross-entropy
     # gradients the fast and basic iterative methods follow vanish, and neither changes one of the 15 pictures it
-    # gets right (demo keeps 10 and 1). Carlini-Wagner on the logits is not fooled: it misclassifies all 15.
+    # gets right (demo keeps 10 and 1). Carlini-Wagner, on the logits, sees through the masking: it fools all 15.
     from physical.attacks import attack_grid
     from physical.attacks.cw import cw
 

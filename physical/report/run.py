@@ -184,20 +184,6 @@ def _defended(model: Classifier, spec: str, seed: int) -> Classifier:
     return defend(model, parse_defense(spec), samples=1, seed=seed)
 
 
-def _attacked_figures(manifest: dict[str, Any], printouts: Path, model_id: str) -> list[dict[str, Any]]:
-    """The digital figures of every picture attacked, from ``digital.npz`` (source :data:`ATTACKED`), when
-    make-sheets printed only a sample (``--print-count``); else none. They are the predictions make-sheets
-    recorded (behind a random defense: its one seeded draw per image), so only the experiment's own model
-    has them."""
-    if "print" not in manifest:
-        return []
-    from ..sheets.digital import read_digital
-
-    table = read_digital(Path(printouts) / manifest["print"]["digital"])
-    records = digital_tables(manifest, table["top5"], table["prob"], table["label"], table["variant"].tolist())
-    return figure_rows(model_id, ATTACKED, records)
-
-
 def make_report(captures: Path = Path("captures"), *, printouts: Path = Path("printouts"),
                 out: Path | None = None, weights: Path | None = None, models: Sequence[str] = (),
                 simulated: str | Path | None = "typical", simulated_only: bool = False, seed: int = 0,
@@ -247,18 +233,25 @@ def make_report(captures: Path = Path("captures"), *, printouts: Path = Path("pr
     keys = [(rec["id"], v["name"]) for rec in manifest["images"] for v in rec["variants"]]
     digital_files = [Path(printouts) / v["file"] for rec in manifest["images"] for v in rec["variants"]]
     true = {rec["id"]: int(rec["label"]) for rec in manifest["images"]}
-    attacked = _attacked_figures(manifest, printouts, classifiers[0].model_id)
-    if manifest.get("print", {}).get("pngs") == "all":
-        # Every picture attacked has its PNGs: the simulated channel sees them all, not only the printed.
+    attacked: list[dict[str, Any]] = []
+    if "print" in manifest:
+        # Only a sample was printed (--print-count): the digital figures of every picture attacked come from
+        # make-sheets' table (source ATTACKED; behind a random defense, its one seeded draw per image), so
+        # only the experiment's own model has them.
         from ..sheets.digital import read_digital
+        from ..sheets.manifest import image_file
 
         table = read_digital(Path(printouts) / manifest["print"]["digital"])
-        for pid, label, printed in zip(table["id"].tolist(), table["label"].tolist(), table["printed"].tolist()):
-            if not printed:
-                true[pid] = int(label)
-                for name in table["variant"].tolist():
-                    keys.append((pid, name))
-                    digital_files.append(Path(printouts) / "images" / f"{pid}_{name}.png")
+        attacked = figure_rows(classifiers[0].model_id, ATTACKED, digital_tables(
+            manifest, table["top5"], table["prob"], table["label"], table["variant"].tolist()))
+        if manifest["print"]["pngs"] == "all":
+            # Every picture attacked has its PNGs: the simulated channel sees them all, not only the printed.
+            for pid, label, printed in zip(table["id"].tolist(), table["label"].tolist(), table["printed"].tolist()):
+                if not printed:
+                    true[pid] = int(label)
+                    for name in table["variant"].tolist():
+                        keys.append((pid, name))
+                        digital_files.append(Path(printouts) / image_file(pid, name))
     crop_files = [Path(captures) / r["crop"] for r in rows]
     # Under torchrun each process classifies whole batches of its own block (the same batches
     # whatever the number of processes); the predictions are gathered and rank 0 counts.

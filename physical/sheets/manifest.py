@@ -20,6 +20,12 @@ FORMAT = "physical-printouts"
 # 2: registration marks around every image (layout.marks, pages[].marks); 1: corner codes only.
 FORMAT_VERSION = 2
 READABLE_VERSIONS = (1, 2)
+IMAGES_DIR = "images"
+
+
+def image_file(image_id: str, variant: str) -> str:
+    """Where make-sheets writes a digital image, relative to the printouts folder: ``images/img003_bim_e8.png``."""
+    return f"{IMAGES_DIR}/{image_id}_{variant}.png"
 
 
 def write_manifest(folder: Path, manifest: dict[str, Any]) -> Path:

@@ -39,7 +39,7 @@ from ..models import Classifier, load_model, quantize_8bit, to_uint8
 from ..version import __version__
 from .layout import (MARK_DICTIONARY, MARK_MODULES, MARK_QUIET_MM, MIN_PHOTO_PX_PER_PIXEL, PAPER_SIZES_MM,
                      default_image_size_mm, mark_side_mm, max_image_size_mm, page_to_dict, plan_pages)
-from .manifest import FORMAT, FORMAT_VERSION, MANIFEST_NAME, read_manifest, write_manifest
+from .manifest import FORMAT, FORMAT_VERSION, IMAGES_DIR, MANIFEST_NAME, image_file, read_manifest, write_manifest
 from .pdf import write_sheets_pdf
 from .digital import DIGITAL_NAME, PRINT_RULE, DigitalTable, print_sample, read_digital, write_digital
 from .pictures import Picture, is_readable, load_pictures, picture_images
@@ -47,7 +47,6 @@ from .variants import (AttackSettings, eot_steps, perturbation, plan_variants, r
                        variant_params)
 
 PDF_NAME = "sheets.pdf"
-IMAGES_DIR = "images"
 Progress = Callable[[str, int, int], None]
 
 
@@ -300,7 +299,7 @@ def make_sheets(
             if not w.writes:
                 return None
             wanted = {(slot.image_id, slot.variant) for page in pages for slot in page.slots}
-            arrays = {key: _read_png(staging / IMAGES_DIR / f"{key[0]}_{key[1]}.png") for key in sorted(wanted)}
+            arrays = {key: _read_png(staging / image_file(*key)) for key in sorted(wanted)}
             title = f"{clf.model_id} · {', '.join(methods)}" + (
                 f" · ε {','.join(map(str, eps))}" if any(m in EPS_METHODS for m in methods) else "")
             write_sheets_pdf(staging / PDF_NAME, pages, arrays, experiment_id=experiment_id, title=title,
@@ -398,7 +397,7 @@ def _attack_batch(batch: list[Picture], index: Sequence[int], clf: Classifier, a
                "label_name": clf.class_names[int(y[i])], "label_from": labels_source,
                "least_likely": int(y_ll[i]), "variants": []}
         for j, (v, pr) in enumerate(zip(variants, probs)):
-            file = f"{IMAGES_DIR}/{pic.id}_{v.name}.png"
+            file = image_file(pic.id, v.name)
             digest = None
             if keep_png is None or index[i] in keep_png:
                 data = _png_bytes(to_uint8(batch_images[v][i]))
@@ -435,7 +434,7 @@ def _commit(out: Path, staging: Path, old: dict[str, Any] | None, manifest: dict
                 table = read_digital(out / DIGITAL_NAME)
                 for pid in table["id"]:
                     for name in table["variant"]:
-                        listed = (out / IMAGES_DIR / f"{pid}_{name}.png").resolve()
+                        listed = (out / image_file(pid, name)).resolve()
                         if listed.parent == images_dir:
                             listed.unlink(missing_ok=True)
             except PhysicalError:
