@@ -7,6 +7,7 @@ from typing import Callable, Optional, Sequence
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from .version import __version__
@@ -15,12 +16,15 @@ from .errors import PhysicalError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Measure whether adversarial examples survive printing and a phone camera.")
-err = Console(stderr=True, highlight=False)
-out = Console(highlight=False)
+# markup off: paths and file names ("photo[1].jpg") print as they are; the few styled lines
+# turn it on and escape what they interpolate.
+err = Console(stderr=True, highlight=False, markup=False)
+out = Console(highlight=False, markup=False)
 
 
 def _warn(message: str) -> None:
-    err.print(f"[yellow]warning:[/] {message}", markup=True, soft_wrap=True)
+    # escape: a file name such as "photo[1].jpg" is text, not markup.
+    err.print(f"[yellow]warning:[/] {escape(str(message))}", markup=True, soft_wrap=True)
 
 
 def _fail(message: str | PhysicalError, code: int = 2) -> None:
@@ -28,7 +32,7 @@ def _fail(message: str | PhysicalError, code: int = 2) -> None:
     if isinstance(message, RankFailed) and _world().rank > 0:
         raise typer.Exit(code)
     prefix = f"rank {_world().rank}: " if _world().size > 1 and not isinstance(message, RankFailed) else ""
-    err.print(f"[red]error:[/] {prefix}{message}", soft_wrap=True)
+    err.print(f"[red]error:[/] {escape(prefix + str(message))}", markup=True, soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -111,8 +115,8 @@ def make_sheets_cmd(
     eps: str = typer.Option("2,4,8,16", help="Perturbation sizes in 0-255 levels, each in 1..64."),
     paper: str = typer.Option("a4", help="a4 or letter."),
     image_size_mm: Optional[float] = typer.Option(
-        None, help="Printed width of each image in millimetres [default: from the model's input size: 25 for "
-                   "32 px, 45 for 299 px; smaller if a picture's variants would not fit a page]."),
+        None, help="Printed width of each image in millimetres (default: from the model's input size: 25 for "
+                   "32 px, 45 for 299 px; smaller if a picture's variants would not fit a page)."),
     out_dir: Path = typer.Option(Path("printouts"), "--out", help="Output folder."),
     force: bool = typer.Option(False, "--force", help="Replace an experiment already in --out."),
     batch_size: int = typer.Option(16, help="Pictures attacked at once."),
@@ -183,7 +187,8 @@ def make_sheets_cmd(
                   soft_wrap=True)
     out.print(f"experiment [bold]{m['experiment_id']}[/]: {n_img} pictures x "
               f"{len(m['images'][0]['variants'])} variants on {result.n_pages} pages "
-              f"({m['layout']['paper'].upper()}, {m['layout']['image_size_mm']:g} mm images), model {m['model']['id']}")
+              f"({m['layout']['paper'].upper()}, {m['layout']['image_size_mm']:g} mm images), "
+              f"model {escape(m['model']['id'])}", markup=True)
     worst = ", ".join(f"{k} {100 * v:.0f}%" for k, v in acc.items())
     if "defense" in m["model"]:
         d = m["model"]["defense"]
@@ -255,15 +260,16 @@ def ingest_cmd(
     r = result
     n = len(r.outcomes)
     if n == 0:
-        err.print(f"[red]error:[/] no photos in {photos} (looked for {', '.join(sorted(PHOTO_SUFFIXES))})"
-                  + (f"; {r.not_images} other files ignored" if r.not_images else ""), soft_wrap=True)
+        err.print(f"[red]error:[/] no photos in {escape(str(photos))} (looked for {', '.join(sorted(PHOTO_SUFFIXES))})"
+                  + (f"; {r.not_images} other files ignored" if r.not_images else ""), markup=True, soft_wrap=True)
         raise typer.Exit(1)
     parts = [f"{len(r.ingested)} ingested ({r.crops_new} crops)", f"{len(r.skipped)} skipped"]
     if r.already:
         parts.append(f"{len(r.already)} already ingested")
     if r.not_images:
         parts.append(f"{r.not_images} other file{'s' if r.not_images > 1 else ''} ignored")
-    out.print(f"experiment [bold]{r.experiment_id}[/]: {n} photos: {', '.join(parts)}", soft_wrap=True)
+    out.print(f"experiment [bold]{r.experiment_id}[/]: {n} photos: {escape(', '.join(parts))}", markup=True,
+              soft_wrap=True)
     for o in r.skipped:
         see = f" (see {r.out / o.overlay})" if o.overlay else ""
         out.print(f"  skipped {o.photo}: {o.reason}{see}", markup=False, soft_wrap=True)
@@ -284,7 +290,7 @@ def ingest_cmd(
     if r.exit_code:
         why = "no photo could be ingested" if not r.ingested and not r.already and not r.photos_before else \
             f"--strict: {len(r.skipped)} photo(s) skipped"
-        err.print(f"[red]error:[/] {why}", soft_wrap=True)
+        err.print(f"[red]error:[/] {escape(str(why))}", markup=True, soft_wrap=True)
     raise typer.Exit(r.exit_code)
 
 
@@ -323,7 +329,7 @@ def calibrate_cmd(
     f = r.profile["fitted_on"]
     out.print(f"fitted on {f['crops']} clean crops from {f['photos']} photos of experiment "
               f"[bold]{f['experiment_id']}[/] ({f['image_px']} px images): converged in {f['steps']} steps, "
-              f"{f['seconds']:.1f} s; RMS residual {f['rms_residual']:.1f} of 255", soft_wrap=True)
+              f"{f['seconds']:.1f} s; RMS residual {f['rms_residual']:.1f} of 255", markup=True, soft_wrap=True)
     out.print("per photo: median (min-max)")
     for key, text in summarise(r.profile):
         out.print(f"  {key:<20} {text}", soft_wrap=True)
@@ -371,12 +377,13 @@ def report_cmd(
     m = result.manifest
     if result.n_crops:
         out.print(f"experiment [bold]{m['experiment_id']}[/]: {result.n_crops} crops from {result.n_photos} photos; "
-                  "each photo of a slot counts as one observation", soft_wrap=True)
+                  "each photo of a slot counts as one observation", markup=True, soft_wrap=True)
     else:
-        out.print(f"experiment [bold]{m['experiment_id']}[/]: simulated figures only (no photos)", soft_wrap=True)
+        out.print(f"experiment [bold]{m['experiment_id']}[/]: simulated figures only (no photos)", markup=True,
+                  soft_wrap=True)
     if m["images"][0].get("label_from") == "predicted":
         out.print("[yellow]labels are the model's own predictions on the clean images (--labels predicted), "
-                  "not ground truth: clean digital accuracy is 100% by construction[/]", soft_wrap=True)
+                  "not ground truth: clean digital accuracy is 100% by construction[/]", markup=True, soft_wrap=True)
     if "print" in m:
         out.print(f"{len(m['images'])} of the {m['print']['of']} pictures attacked were printed: photographed "
                   f"figures rest on those; the robust table's digital column on all {m['print']['of']}; simulated "
@@ -418,7 +425,7 @@ def demo_cmd(
         _fail(exc)
     m = r.sheets.manifest
     ing = r.ingest
-    out.print(f"demo experiment [bold]{m['experiment_id']}[/] in {r.folder}/", soft_wrap=True)
+    out.print(f"demo experiment [bold]{m['experiment_id']}[/] in {escape(str(r.folder))}/", markup=True, soft_wrap=True)
     out.print(f"  printouts/: {len(m['images'])} pictures x {len(m['images'][0]['variants'])} variants "
               f"on {r.sheets.n_pages} pages (sheets.pdf, images/, manifest.json)", soft_wrap=True)
     out.print(f"  photos/:    {len(r.photos)} simulated phone photos ({difficulty}) + ground-truth.json",
@@ -443,7 +450,7 @@ def main() -> None:
     try:
         w = world()
     except PhysicalError as exc:
-        err.print(f"[red]error:[/] {exc}", soft_wrap=True)
+        err.print(f"[red]error:[/] {escape(str(exc))}", markup=True, soft_wrap=True)
         sys.exit(2)
     out.quiet = w.rank > 0          # under torchrun rank 0 alone reports
     try:

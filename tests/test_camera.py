@@ -262,6 +262,13 @@ def test_cli_reports_errors_in_one_line(tmp_path):
     assert "error:" in result.output and "make-sheets" in result.output
 
 
+def test_cli_errors_name_a_folder_with_brackets_as_it_is(tmp_path):
+    # Brackets are text, not terminal markup: "[draft]" must not vanish from the message.
+    result = CliRunner().invoke(app, ["simulate-photos", "--printouts", str(tmp_path / "run[draft]")])
+    assert result.exit_code == 2
+    assert "run[draft]" in result.output
+
+
 # ---------------------------------------------------------------- the phones
 
 def test_a_phone_draws_after_the_plain_camera_and_replaces_only_what_it_says():

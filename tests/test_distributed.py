@@ -58,9 +58,27 @@ def _predictions(folder: Path) -> list:
             for r in m["images"]]
 
 
+def _pdf_pages(folder: Path) -> list[tuple[str, list[bytes]]]:
+    """Each page of the sheets: its text (the experiment id blanked) and its images' pixels, in order."""
+    import pypdfium2 as pdfium
+    import pypdfium2.raw as pdfium_c
+
+    experiment = json.loads((folder / "manifest.json").read_text())["experiment_id"]
+    pages = []
+    doc = pdfium.PdfDocument(str(folder / "sheets.pdf"))
+    for page in doc:
+        text = page.get_textpage().get_text_range().replace(experiment, "X")
+        images = [obj.get_bitmap(render=False).to_numpy().tobytes()
+                  for obj in page.get_objects(filter=[pdfium_c.FPDF_PAGEOBJ_IMAGE])]
+        pages.append((text, images))
+    doc.close()
+    return pages
+
+
 def test_two_processes_make_the_same_sheets_as_one(tmp_path):
-    # Printing a sample of 4 (with every PNG kept): the digital table is shared out and gathered too.
-    sample = ["--print-count", "4", "--all-pngs"]
+    # Printing a sample of 4 (with every PNG kept): the digital table is shared out and gathered too;
+    # images 40 mm wide put them on more than one page.
+    sample = ["--print-count", "4", "--all-pngs", "--image-size-mm", "40"]
     one = _run(ARGS + sample + ["--out", "one"], tmp_path)
     assert one.returncode == 0, one.stderr
     two = _run(ARGS + sample + ["--out", "two"], tmp_path, procs=2)
@@ -79,6 +97,12 @@ def test_two_processes_make_the_same_sheets_as_one(tmp_path):
         for key in a.files:
             assert np.array_equal(a[key], b[key]), key
     assert not list((tmp_path / "two").glob(".staging-*"))
+    # Each process drew its share of the pages: the joined PDF has the same pages, in the same order,
+    # with the same images and text (but its own experiment id).
+    pages_one, pages_two = _pdf_pages(tmp_path / "one"), _pdf_pages(tmp_path / "two")
+    assert len(pages_one) >= 2 and pages_one == pages_two
+    assert [f"page {k} of {len(pages_one)}" in text for k, (text, _) in enumerate(pages_two, 1)] == [True] * len(pages_one)
+    assert not list((tmp_path / "two").glob("part-*"))
 
 
 def test_a_failed_rank_fails_the_run_with_one_line_and_leaves_no_experiment(tmp_path):

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
+from rich.text import Text
+
 from .figures import (DIGITAL, MIN_GAP_N, cell_label, cells_in_order, gap_text, lookup, norm_text, rate_of,
                       robust_accuracy, robust_label, sim_to_real_gap, source_label, source_order)
 from .metrics import Rate
@@ -62,7 +64,7 @@ def render_tables(figures: Sequence[dict[str, Any]], source: str = "photo", mode
         # The attack's digital success beside what the photo destroys: EoT trades a little of the
         # one for the other, and the user should see the trade.
         digital = rate_of(lookup(rows, case="average", table="accuracy", variant="digital_adv", metric="top1")[0])
-        dr.add_row(f"{label}\n[dim]digital {_pct(digital)}%[/]", *norms,
+        dr.add_row(Text(f"{label}\n") + Text(f"digital {_pct(digital)}%", style="dim"), *norms,
                    *(_rate_cell(rate_of(lookup(rows, case=c, table="destruction", metric=m)[0]))
                      for c in ("average", "prefiltered") for m in ("top1", "top5")))
     out += [acc, dr]

@@ -241,6 +241,7 @@ def write_sheets_pdf(
     experiment_id: str,
     title: str = "",
     progress: Callable[[int], None] | None = None,
+    n_pages: int | None = None,
 ) -> None:
     """Write ``pages`` as a printable PDF at ``path``, atomically.
 
@@ -251,6 +252,9 @@ def write_sheets_pdf(
         experiment_id: printed in the header (the markers already carry it).
         title: free text for the header line.
         progress: called with the page number after each page is drawn.
+        n_pages: the experiment's number of pages, printed in each header ("page 3 of 12"), when
+            ``pages`` is a part of them (one process's share, :func:`merge_pdfs` joins the parts);
+            default ``len(pages)``.
 
     Raises:
         KeyError: an image is missing for some slot.
@@ -279,7 +283,7 @@ def write_sheets_pdf(
         c.setViewerPreference("PrintScaling", "None")
         for page in pages:
             c.setPageSize((page.size_mm[0] * mm, page.size_mm[1] * mm))
-            _draw_page(c, page, len(pages), images, experiment_id, title)
+            _draw_page(c, page, n_pages or len(pages), images, experiment_id, title)
             c.showPage()
             if progress is not None:
                 progress(page.number)
@@ -298,3 +302,35 @@ def write_sheets_pdf(
         raise
     finally:
         rl_config.useA85 = saved_a85
+
+
+def merge_pdfs(parts: list[Path], path: Path) -> None:
+    """Join the PDFs ``parts`` (in order) into one at ``path``, atomically, with PDFium: the pages are
+    copied as they are (no image is decoded or compressed again), and the first part's document
+    information and viewer preferences (print at actual size) are kept."""
+    import pypdfium2 as pdfium
+
+    if not parts:
+        raise ValueError("no PDFs to merge")
+    path = Path(path)
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    docs = [pdfium.PdfDocument(str(p)) for p in parts]
+    try:
+        for doc in docs[1:]:
+            docs[0].import_pages(doc)
+        with open(tmp_name, "wb") as f:
+            docs[0].save(f)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp_name, 0o666 & ~umask)
+        os.replace(tmp_name, path)
+    except BaseException:
+        try:
+            os.unlink(tmp_name)
+        except FileNotFoundError:
+            pass
+        raise
+    finally:
+        for doc in docs:
+            doc.close()

@@ -40,7 +40,7 @@ from ..version import __version__
 from .layout import (MARK_DICTIONARY, MARK_MODULES, MARK_QUIET_MM, MIN_PHOTO_PX_PER_PIXEL, PAPER_SIZES_MM,
                      default_image_size_mm, mark_side_mm, max_image_size_mm, page_to_dict, plan_pages)
 from .manifest import FORMAT, FORMAT_VERSION, IMAGES_DIR, MANIFEST_NAME, image_file, read_manifest, write_manifest
-from .pdf import write_sheets_pdf
+from .pdf import merge_pdfs, write_sheets_pdf
 from .digital import DIGITAL_NAME, PRINT_RULE, DigitalTable, print_sample, read_digital, write_digital
 from .pictures import Picture, is_readable, load_pictures, picture_images
 from .variants import (AttackSettings, eot_steps, perturbation, plan_variants, run_attack, setting_text,
@@ -295,15 +295,31 @@ def make_sheets(
         records = [r for part in parts for r in part[0]]
         digital_parts = [t for part in parts for t in part[1]]
 
-        def write() -> dict[str, Any] | None:
-            if not w.writes:
+        # The pages too are shared out (drawing them is as slow as attacking with the fast methods):
+        # each process draws its block into a part, which rank 0 joins.
+        my_pages = shard(pages, w)
+
+        def draw() -> str | None:
+            if not my_pages:
                 return None
-            wanted = {(slot.image_id, slot.variant) for page in pages for slot in page.slots}
+            wanted = {(slot.image_id, slot.variant) for page in my_pages for slot in page.slots}
             arrays = {key: _read_png(staging / image_file(*key)) for key in sorted(wanted)}
             title = f"{clf.model_id} · {', '.join(methods)}" + (
                 f" · ε {','.join(map(str, eps))}" if any(m in EPS_METHODS for m in methods) else "")
-            write_sheets_pdf(staging / PDF_NAME, pages, arrays, experiment_id=experiment_id, title=title,
-                             progress=lambda n: progress("pdf", n, len(pages)))
+            part = PDF_NAME if w.size == 1 else f"part-{w.rank}.pdf"
+            write_sheets_pdf(staging / part, my_pages, arrays, experiment_id=experiment_id, title=title,
+                             progress=lambda n: progress("pdf", n, len(pages)), n_pages=len(pages))
+            return part
+
+        parts_pdf = [p for p in run_sharded(w, draw) if p is not None]
+
+        def write() -> dict[str, Any] | None:
+            if not w.writes:
+                return None
+            if parts_pdf != [PDF_NAME]:
+                merge_pdfs([staging / p for p in parts_pdf], staging / PDF_NAME)
+                for p in parts_pdf:
+                    (staging / p).unlink()
             if print_count is not None:
                 write_digital(staging / DIGITAL_NAME, digital_parts, [v.name for v in variants],
                               [p.id for p in pictures], [p.source for p in pictures], clf.class_names, printed)
