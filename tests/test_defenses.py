@@ -40,7 +40,7 @@ def test_median_equals_scipy_with_mirrored_borders():
     assert np.allclose(median(x, 3).numpy(), ref)
 
 
-def test_randomize_draws_sizes_in_xies_range_and_keeps_the_input_size():
+def test_randomize_draws_sizes_in_xies_range_and_pastes_on_the_padded_square():
     g = torch.Generator().manual_seed(0)
     side, offset = draw_randomize(500, 32, g)
     full = padded_size(32)
@@ -48,14 +48,40 @@ def test_randomize_draws_sizes_in_xies_range_and_keeps_the_input_size():
     assert side.min() == 32 and side.max() == full - 1          # [32, 35): every side drawn
     assert (offset >= 0).all() and (offset <= (full - side)[:, None]).all()
     assert torch.equal(draw_randomize(500, 32, torch.Generator().manual_seed(0))[0], side)   # seeded
-    ones = torch.ones(4, 3, 32, 32)
-    s = torch.tensor([32, 33, 34, 34])
-    out = randomize(ones, s, torch.tensor([[0, 0], [1, 2], [0, 1], [1, 0]]))
-    assert out.shape == ones.shape
-    # the picture covers (side / 35)^2 of the black square it is pasted on, resized back
-    assert torch.allclose(out.mean((1, 2, 3)), (s.float() / full) ** 2, atol=0.02)
+    x = torch.rand(3, 3, 32, 32)
+    s = torch.tensor([32, 34, 33])
+    off = torch.tensor([[1, 2], [0, 1], [2, 0]])
+    out = randomize(x, s, off)
+    assert out.shape == (3, 3, full, full)                       # the model sees the padded square
+    for i in range(3):
+        k, (t, l) = int(s[i]), off[i].tolist()
+        # nearest neighbour, as Xie et al.'s code: output pixel r takes input pixel floor(r * 32 / side)
+        src = (torch.arange(k) * 32 // k)
+        assert torch.equal(out[i, :, t:t + k, l:l + k], x[i][:, src][:, :, src])
+        assert torch.equal(out[i, :, t:t + k, l:l + k], torch.nn.functional.interpolate(x[i:i + 1], size=k)[0])
+        pad = torch.ones(full, full, dtype=torch.bool)
+        pad[t:t + k, l:l + k] = False
+        assert (out[i][:, pad] == 0.5).all()                     # mid-grey around it
     with pytest.raises(ValueError):
-        randomize(ones[:1], torch.tensor([36]), torch.tensor([[0, 0]]))
+        randomize(x[:1], torch.tensor([36]), torch.tensor([[0, 0]]))
+
+
+def test_randomize_gradcheck():
+    x = torch.rand(2, 3, 6, 6, dtype=torch.float64, requires_grad=True)
+    side, offset = torch.tensor([6, 7]), torch.tensor([[0, 1], [0, 0]])   # padded_size(6) == 7: 7 resizes
+    assert torch.autograd.gradcheck(lambda v: randomize(v, side, offset), (x,))
+
+
+def test_randomize_refuses_a_model_that_needs_its_exact_input_size(demo_model):
+    from physical.errors import PhysicalError
+    from physical.models import Classifier
+
+    fixed = Classifier(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 32 * 32, 10)), model_id="flat",
+                       class_names=demo_model.class_names, input_size=(32, 32), resize_size=32,
+                       mean=[0.0] * 3, std=[1.0] * 3, weights_sha256="")
+    with pytest.raises(PhysicalError, match="model flat does not take 35 px pictures"):
+        defend(fixed, parse_defense("randomize"))
+    assert defend(fixed, parse_defense("bits:4")).model_id == "flat+bits:4"
 
 
 def test_bpda_backward_is_the_identity_it_declares():

@@ -16,9 +16,10 @@ from typing import Sequence
 import torch
 from torch import Tensor, nn
 
+from ..errors import PhysicalError
 from ..models import Classifier
 from .spec import Step, describe, spec_text
-from .transforms import bit_depth, draw_randomize, jpeg, median, randomize, straight_through
+from .transforms import bit_depth, draw_randomize, jpeg, median, padded_size, randomize, straight_through
 
 
 class DefendedNet(nn.Module):
@@ -26,6 +27,7 @@ class DefendedNet(nn.Module):
 
     Shape:
         - x: (N, 3, H, W) in [0, 1] at the model's input size. Output: (N, C) logits.
+          (After ``randomize`` the model sees the padded square, larger than H.)
     """
 
     def __init__(self, model: Classifier, steps: Sequence[Step], samples: int = 1, seed: int = 0) -> None:
@@ -59,11 +61,27 @@ class DefendedNet(nn.Module):
         return logits.view(k, n, -1).mean(0) if k > 1 else logits
 
 
+def _check_takes_padded(model: Classifier) -> None:
+    # Xie et al. feed the padded square to the model: one that needs its exact input size cannot.
+    side = padded_size(max(model.input_size))
+    try:
+        with torch.no_grad():
+            model(torch.zeros(1, 3, side, side, device=model.device))
+    except RuntimeError as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise PhysicalError(f"--defense randomize: model {model.model_id} does not take {side} px pictures "
+                            f"(randomize feeds it the padded square, as Xie et al. did; it needs a model with "
+                            f"global pooling): {first}") from None
+
+
 def defend(model: Classifier, steps: Sequence[Step], samples: int = 1, seed: int = 0) -> Classifier:
     """``model`` behind the defense ``steps``: a Classifier with the model's classes, sizes and weights'
     checksum, whose id names the defense (``"demo+bits:4,jpeg:75"``); ``.defense`` holds
     :func:`~physical.defenses.spec.describe`'s record. ``samples``: draws per forward pass (EoT;
     1 to classify)."""
+    steps = list(steps)
+    if any(s.name == "randomize" for s in steps):
+        _check_takes_padded(model)
     net = DefendedNet(model, steps, samples, seed)
     out = Classifier(net, model_id=f"{model.model_id}+{spec_text(list(steps))}", class_names=model.class_names,
                      input_size=model.input_size, resize_size=model.resize_size, mean=[0.0, 0.0, 0.0],

@@ -34,7 +34,7 @@ KINDS: dict[str, Kind] = {
     "bits": Kind(4, 1, 8, False, "BPDA: straight-through (identity)", "bit-depth reduction to this many bits"),
     "median": Kind(3, 3, 9, False, "exact (to each window's median pixel)", "median filter of this odd size"),
     "randomize": Kind(None, 0, 0, True, "exact, EoT over its draws",
-                      "random resize and pad (Xie et al. 2018), scaled to the model's input size"),
+                      "random resize and pad (Xie et al. 2018), scaled to the model's input size; the model sees the padded square"),
 }
 
 

@@ -1,14 +1,15 @@
 """Input-transformation defenses: short pure functions on images in [0, 1], NCHW.
 
-Each takes ``(N, 3, H, W)`` in [0, 1] and returns the same shape, on the same
-device. The random one (:func:`randomize`) takes its draws as arguments
-(:func:`draw_randomize` makes them), so that it is a pure function too.
+Each takes ``(N, 3, H, W)`` in [0, 1] and returns the same shape, on the same device, except
+:func:`randomize`, which returns the larger padded square. The random one (:func:`randomize`)
+takes its draws as arguments (:func:`draw_randomize` makes them), so that it is a pure
+function too.
 
 - :func:`jpeg`: JPEG compression and decompression with the real codec (Guo et al. 2018,
   Dziugaite et al. 2016), libjpeg-turbo through OpenCV on a CPU, nvJPEG on a GPU;
 - :func:`bit_depth`: reduction to ``bits`` bits per channel (Xu et al. 2018, "feature squeezing");
 - :func:`median`: a ``size`` x ``size`` median filter (Xu et al. 2018), Kornia's;
-- :func:`randomize`: Xie et al. (2018)'s random resizing and padding.
+- :func:`randomize`: Xie et al. (2018)'s random resizing and padding (its output is larger than its input).
 
 :func:`straight_through` is BPDA's approximation of a step without a useful gradient
 (Athalye et al. 2018): the step's value forward, the identity backward.
@@ -23,6 +24,9 @@ from torch import Tensor
 
 # Xie et al. resized 299 px pictures to [299, 331) px and padded them to 331: the ratio scales to any input size.
 XIE_RATIO = 331 / 299
+# Xie et al.'s code pads with zeros on Inception's [-1, 1] input scale, mid-grey on [0, 1] (Athalye et
+# al.'s re-implementation, too, pads with 0.5).
+PAD_VALUE = 0.5
 
 
 def _check(x: Tensor) -> None:
@@ -90,13 +94,15 @@ def draw_randomize(n: int, size: int, generator: torch.Generator) -> tuple[Tenso
 
 
 def randomize(x: Tensor, side: Tensor, offset: Tensor) -> Tensor:
-    """Xie et al. (2018): each image resized (bilinear) to ``side`` px, placed at ``offset`` on a black
-    square of :func:`padded_size` px, then resized back to the input size (bilinear; Xie et al. fed
-    the 331 px square to Inception, which not every model takes). Differentiable.
+    """Xie et al. (2018), as their code does it: each image resized to ``side`` px (nearest neighbour),
+    placed at ``offset`` on a mid-grey square of :func:`padded_size` px (:data:`PAD_VALUE`), and the
+    square itself goes to the model (331 px for a 299 px input, 35 for 32): the model must take
+    pictures of that size (global pooling does). Differentiable: nearest neighbour and the paste are
+    one gather.
 
     Shape:
         - x: (N, 3, H, W) in [0, 1], H == W; side: (N,) int; offset: (N, 2) int (top, left).
-        - Output: (N, 3, H, W).
+        - Output: (N, 3, P, P), P = padded_size(H).
     """
     _check(x)
     n, _, h, w = x.shape
@@ -106,14 +112,21 @@ def randomize(x: Tensor, side: Tensor, offset: Tensor) -> Tensor:
     side, offset = side.cpu(), offset.cpu()
     if ((side < h) | (side > full) | (offset < 0).any(1) | (offset > (full - side)[:, None]).any(1)).any():
         raise ValueError(f"randomize: a side and offset do not fit the {full} px square")
-    canvas = x.new_zeros(n, 3, full, full)
-    for s in side.unique().tolist():       # one resize per distinct side (a few), one paste per image
-        members = (side == s).nonzero()[:, 0]
-        small = F.interpolate(x[members.to(x.device)], size=(s, s), mode="bilinear", align_corners=False)
-        for j, i in enumerate(members.tolist()):
-            t, l = offset[i].tolist()
-            canvas[i, :, t:t + s, l:l + s] = small[j]
-    return F.interpolate(canvas, size=(h, w), mode="bilinear", align_corners=False)
+    # Nearest neighbour and the paste in one gather: padded pixel r (of image i) shows input pixel
+    # floor((r - top_i) * H / side_i) when it falls inside the pasted picture, grey otherwise.
+    side, offset = side.to(x.device), offset.to(x.device)
+    grid = torch.arange(full, device=x.device)
+
+    def axis(start: Tensor) -> tuple[Tensor, Tensor]:
+        rel = grid[None, :] - start[:, None]                                   # (N, P)
+        inside = (rel >= 0) & (rel < side[:, None])
+        return (rel.clamp(min=0) * h // side[:, None]).clamp(max=h - 1), inside
+
+    rows, in_r = axis(offset[:, 0])
+    cols, in_c = axis(offset[:, 1])
+    picked = x[torch.arange(n, device=x.device)[:, None, None], :, rows[:, :, None], cols[:, None, :]]  # (N, P, P, 3)
+    inside = (in_r[:, :, None] & in_c[:, None, :])[:, None]
+    return torch.where(inside, picked.permute(0, 3, 1, 2), PAD_VALUE)
 
 
 def straight_through(x: Tensor, step: Callable[[Tensor], Tensor]) -> Tensor:
