@@ -3,6 +3,7 @@
     python bench/transforms.py                        # digital: 200 pictures, the five defenses below
     python bench/transforms.py --defense bits:4,jpeg:75,randomize --count 500
     python bench/transforms.py --photos --work tdef   # also through the virtual camera (slow)
+    python bench/transforms.py --photos-only --defense bits:4,jpeg:75,randomize --work tdef
 
 Digital (always): on ``--count`` CIFAR-10 test pictures (a seeded sample, as in
 ``bench/robust.py``), for each ``--defense`` (repeatable; default ``bits:4``,
@@ -167,6 +168,7 @@ def main() -> None:
     ap.add_argument("--draws", type=int, default=4, help="classifications per picture of a random defense")
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--photos", action="store_true", help="also through sheets, the virtual camera and ingest")
+    ap.add_argument("--photos-only", action="store_true", help="--photos without the digital table")
     ap.add_argument("--work", type=Path, default=Path("bench-transforms"))
     ap.add_argument("--out", type=Path, default=None, help="write the digital rows as JSON")
     args = ap.parse_args()
@@ -174,6 +176,9 @@ def main() -> None:
         sys.exit(f"needs {args.data} (CIFAR-10)")
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.photos_only:
+        photos(args)
+        return
     rows = digital(args)
     if args.out:
         args.out.write_text(json.dumps({"count": args.count, "seed": args.seed, "samples": args.samples,
