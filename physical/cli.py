@@ -54,7 +54,7 @@ def _int_list(text: str, flag: str) -> list[int]:
 
 def _version(value: bool) -> None:
     if value:
-        out.print(f"physical {__version__}")
+        out.print(f"physical {__version__}", soft_wrap=True)
         raise typer.Exit()
 
 
@@ -188,7 +188,7 @@ def make_sheets_cmd(
     out.print(f"experiment [bold]{m['experiment_id']}[/]: {n_img} pictures x "
               f"{len(m['images'][0]['variants'])} variants on {result.n_pages} pages "
               f"({m['layout']['paper'].upper()}, {m['layout']['image_size_mm']:g} mm images), "
-              f"model {escape(m['model']['id'])}", markup=True)
+              f"model {escape(m['model']['id'])}", markup=True, soft_wrap=True)
     worst = ", ".join(f"{k} {100 * v:.0f}%" for k, v in acc.items())
     if "defense" in m["model"]:
         d = m["model"]["defense"]
@@ -196,10 +196,11 @@ def make_sheets_cmd(
             "on the bare model (non-adaptive)" if not d["adaptive"] else
             f"adaptive (BPDA, EoT over {d['attack_samples']} draws)"), soft_wrap=True)
     out.print(f"digital top-1 accuracy{' (all ' + str(m['print']['of']) + ' pictures)' if 'print' in m else ''}: "
-              f"{worst}")
-    out.print(f"wrote {result.out / 'sheets.pdf'}, {result.out / 'images'}/, {result.out / 'manifest.json'}")
+              f"{worst}", soft_wrap=True)
+    out.print(f"wrote {result.out / 'sheets.pdf'}, {result.out / 'images'}/, {result.out / 'manifest.json'}",
+              soft_wrap=True)
     out.print("next: print sheets.pdf at 100% (actual size), photograph each page with all four QR "
-              "codes in view, then run `physical ingest PHOTOS_DIR`")
+              "codes in view, then run `physical ingest PHOTOS_DIR`", soft_wrap=True)
 
 
 @app.command("simulate-photos")
@@ -235,7 +236,7 @@ def simulate_photos_cmd(
     pages = len({p.name.rsplit("_", 1)[0] for p in paths})
     out.print(f"wrote {len(paths)} simulated phone photos ({difficulty}, {phone} phone, seed {seed}: "
               f"{per_page} per page of {pages} pages) to {out_dir}/, with their exact page-to-photo geometry in "
-              f"{out_dir / GROUND_TRUTH_NAME}; next: run `physical ingest {out_dir}/`")
+              f"{out_dir / GROUND_TRUTH_NAME}; next: run `physical ingest {out_dir}/`", soft_wrap=True)
 
 
 @app.command("ingest")
@@ -330,7 +331,7 @@ def calibrate_cmd(
     out.print(f"fitted on {f['crops']} clean crops from {f['photos']} photos of experiment "
               f"[bold]{f['experiment_id']}[/] ({f['image_px']} px images): converged in {f['steps']} steps, "
               f"{f['seconds']:.1f} s; RMS residual {f['rms_residual']:.1f} of 255", markup=True, soft_wrap=True)
-    out.print("per photo: median (min-max)")
+    out.print("per photo: median (min-max)", soft_wrap=True)
     for key, text in summarise(r.profile):
         out.print(f"  {key:<20} {text}", soft_wrap=True)
     out.print(f"wrote {r.out}: use it with `physical report --simulated {r.out}`", soft_wrap=True)
@@ -456,7 +457,7 @@ def main() -> None:
     try:
         app()
     except KeyboardInterrupt:
-        err.print("interrupted")
+        err.print("interrupted", soft_wrap=True)
         sys.exit(130)
 
 

@@ -165,7 +165,9 @@ def test_normal_ground_truth_matches_decoded_qr_codes(normal_run, printouts):
 
 def test_easy_slots_look_like_their_digital_images(easy_run, printouts):
     out, output = easy_run
-    assert "ground-truth.json" in output and "physical ingest" in output
+    assert "ground-truth.json" in output
+    # The suggested command stays on one line (not hard-wrapped at 80 columns), so it can be copied.
+    assert f"next: run `physical ingest {out}/`" in output
     m = read_manifest(printouts)
     pages = {p.number: p for p in manifest_pages(m)}
     files = {(r["id"], v["name"]): printouts / v["file"] for r in m["images"] for v in r["variants"]}
