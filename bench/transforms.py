@@ -4,6 +4,7 @@
     python bench/transforms.py --defense bits:4,jpeg:75,randomize --count 500
     python bench/transforms.py --photos --work tdef   # also through the virtual camera (slow)
     python bench/transforms.py --photos-only --defense bits:4,jpeg:75,randomize --work tdef
+    python bench/transforms.py --photos-only --methods eot --samples 2 --defense bits:4,jpeg:75,randomize --work teot
 
 Digital (always): on ``--count`` CIFAR-10 test pictures (a seeded sample, as in
 ``bench/robust.py``), for each ``--defense`` (repeatable; default ``bits:4``,
@@ -17,7 +18,7 @@ random defense is classified over ``--draws`` seeded draws (not the attack's),
 its counts summed, as ``physical report`` does. Wilson 95 % intervals.
 
 ``--photos``: the same through the whole tool: ``make-sheets`` on the bare model
-(bim at eps 8, 16) and one adaptive ``make-sheets --defense D`` per defense, the
+(``--methods``, default bim, at eps 8, 16) and one adaptive ``make-sheets --defense D`` per defense, the
 virtual camera (normal difficulty), ``ingest`` and ``report`` with every defended
 model as ``--model`` (each step skipped when its output is there). Prints robust
 accuracy digital / photographed and the photographed destruction rate.
@@ -124,7 +125,7 @@ def photos(args: argparse.Namespace) -> None:
         if not (root / "captures" / "index.csv").exists():
             t = time.perf_counter()
             make_sheets(root / "printouts", model="demo", images=args.data / "test", count=args.count,
-                        seed=args.seed, methods=["bim"], eps=EPS, force=True, defense=spec,
+                        seed=args.seed, methods=args.methods.split(","), eps=EPS, force=True, defense=spec,
                         defense_samples=args.samples)
             simulate_photos(root / "printouts", root / "photos", per_page=1, seed=args.seed, difficulty="normal")
             ingest(root / "photos", printouts=root / "printouts", out=root / "captures")
@@ -169,6 +170,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--photos", action="store_true", help="also through sheets, the virtual camera and ingest")
     ap.add_argument("--photos-only", action="store_true", help="--photos without the digital table")
+    ap.add_argument("--methods", default="bim", help="make-sheets --methods of the --photos runs (e.g. eot)")
     ap.add_argument("--work", type=Path, default=Path("bench-transforms"))
     ap.add_argument("--out", type=Path, default=None, help="write the digital rows as JSON")
     args = ap.parse_args()
