@@ -143,7 +143,7 @@ def make_sheets_cmd(
                                              help="onepixel: generations at most (fewer for a quicker, weaker attack)."),
     defense: Optional[str] = typer.Option(None, "--defense",
                                           help="Input-transformation defense in front of the model, steps in order: "
-                                               "jpeg:Q, bits:B, median:K, randomize (e.g. bits:4,jpeg:75,randomize). "
+                                               "jpeg:Q, bits:B, median:K, randomize, tvm:P (e.g. bits:4,jpeg:75,randomize). "
                                                "Attacks are adaptive: BPDA and EoT over its randomness."),
     defense_samples: int = typer.Option(8, "--defense-samples",
                                         help="EoT: draws of a random defense per gradient of an adaptive attack."),

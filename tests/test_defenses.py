@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from physical.defenses import (bit_depth, defend, draw_randomize, jpeg, median, padded_size, parse_defense,
-                               randomize, spec_text, straight_through)
+from physical.defenses import (TVM_LAMBDA, bit_depth, defend, draw_randomize, draw_tvm, jpeg, median, padded_size,
+                               parse_defense, randomize, spec_text, straight_through, tv_energy, tvm)
 from physical.errors import PhysicalError
 
 
@@ -84,6 +84,91 @@ def test_randomize_refuses_a_model_that_needs_its_exact_input_size(demo_model):
     assert defend(fixed, parse_defense("bits:4")).model_id == "flat+bits:4"
 
 
+def _tv_reference(f: np.ndarray, m: np.ndarray, lam: float) -> float:
+    """The least energy of one channel, as a quadratic programme for scipy: minimise sum(m (u - f)^2) + lam sum(t)
+    subject to -t <= D u <= t (D: the forward differences)."""
+    from scipy.optimize import minimize
+
+    h, w = f.shape
+    n = h * w
+    rows = []
+    for r in range(h):
+        for c in range(w):
+            for dr, dc in ((0, 1), (1, 0)):
+                if r + dr < h and c + dc < w:
+                    row = np.zeros(n)
+                    row[(r + dr) * w + c + dc], row[r * w + c] = 1, -1
+                    rows.append(row)
+    d = np.array(rows)
+    k = len(d)
+    mf, ff = m.ravel().astype(float), f.ravel()
+
+    def energy(z):
+        return (mf * (z[:n] - ff) ** 2).sum() + lam * z[n:].sum()
+
+    def jac(z):
+        return np.concatenate([2 * mf * (z[:n] - ff), np.full(k, lam)])
+
+    a = np.block([[d, -np.eye(k)], [-d, -np.eye(k)]])
+    res = minimize(energy, np.concatenate([ff, np.abs(d @ ff)]), jac=jac, method="SLSQP",
+                   constraints=[{"type": "ineq", "fun": lambda z: -a @ z, "jac": lambda z: -a}],
+                   options={"maxiter": 1000, "ftol": 1e-14})
+    assert res.success, res.message
+    return float(res.fun)
+
+
+def test_tvm_reaches_the_least_energy_a_quadratic_programme_finds():
+    g = torch.Generator().manual_seed(3)
+    x = torch.rand(2, 3, 6, 6, generator=g, dtype=torch.float64)
+    mask = draw_tvm(2, 6, 6, 0.5, g)
+    out = tvm(x, mask, iters=2000)
+    ours = tv_energy(out, x, mask.double())
+    for i in range(2):
+        ref = sum(_tv_reference(x[i, c].numpy(), mask[i, 0].numpy(), TVM_LAMBDA) for c in range(3))
+        assert abs(float(ours[i]) - ref) < 1e-6 * ref
+    # the default 300 steps: within a thousandth of the least energy
+    assert (tv_energy(tvm(x, mask), x, mask.double()) < ours * 1.001).all()
+
+
+def test_tvm_of_two_flat_halves_moves_each_towards_the_other_by_lambda_over_width():
+    # all pixels kept: the energy is strictly convex, and its minimiser is two flat halves a', b' with
+    # H W / 2 ((a' - a)^2 + (b' - b)^2) + lam H |b' - a'| least: a' = a + lam / W, b' = b - lam / W
+    x = torch.full((1, 3, 5, 8), 0.2, dtype=torch.float64)
+    x[..., 4:] = 0.7
+    out = tvm(x, torch.ones(1, 1, 5, 8, dtype=torch.bool), iters=3000)
+    assert torch.allclose(out[..., :4], torch.tensor(0.2 + TVM_LAMBDA / 8, dtype=torch.float64), atol=1e-6)
+    assert torch.allclose(out[..., 4:], torch.tensor(0.7 - TVM_LAMBDA / 8, dtype=torch.float64), atol=1e-6)
+    flat = torch.full((1, 3, 6, 6), 0.4)
+    assert torch.allclose(tvm(flat, draw_tvm(1, 6, 6, 0.3, torch.Generator().manual_seed(0))), flat, atol=1e-6)
+
+
+def test_tvm_draws_keep_whole_pixels_at_the_rate_asked_seeded():
+    m = draw_tvm(4, 64, 64, 0.3, torch.Generator().manual_seed(1))
+    assert m.shape == (4, 1, 64, 64) and m.dtype == torch.bool         # one draw for the three channels
+    assert abs(m.float().mean().item() - 0.3) < 0.01
+    assert torch.equal(m, draw_tvm(4, 64, 64, 0.3, torch.Generator().manual_seed(1)))
+    assert draw_tvm(1, 8, 8, 1.0, torch.Generator()).all()
+    with pytest.raises(ValueError):
+        tvm(torch.rand(1, 3, 8, 8), torch.ones(1, 3, 8, 8, dtype=torch.bool))
+
+
+def test_a_tvm_defended_model_uses_its_draws_and_differentiates_as_the_identity(demo_model, demo_batch):
+    x = demo_batch[0][:3]
+    d = defend(demo_model, parse_defense("tvm:40"), seed=4)
+    assert d.model_id == "demo+tvm:40" and d.defense["steps"][0]["random"]
+    with torch.no_grad():
+        want = demo_model(tvm(x, draw_tvm(3, 32, 32, 0.4, torch.Generator().manual_seed(4))))
+        assert torch.allclose(d(x), want, atol=1e-5)
+    d = defend(demo_model, parse_defense("tvm:40"), seed=4)                # the same draws again
+    xg = x.clone().requires_grad_(True)
+    z = tvm(x, draw_tvm(3, 32, 32, 0.4, torch.Generator().manual_seed(4))).requires_grad_(True)
+    with torch.enable_grad():
+        (g,) = torch.autograd.grad(d(xg)[:, 0].sum(), xg)
+        # BPDA: the model's gradient at the reconstructed image, passed straight through
+        (ref,) = torch.autograd.grad(demo_model(z)[:, 0].sum(), z)
+    assert torch.allclose(g, ref, atol=1e-6) and ref.abs().sum() > 0
+
+
 def test_bpda_backward_is_the_identity_it_declares():
     x = torch.rand(2, 3, 8, 8, requires_grad=True)
     w = torch.randn(2, 3, 8, 8)
@@ -131,7 +216,8 @@ def test_defended_model_is_a_model_named_after_its_defense(demo_model, demo_batc
 
 @pytest.mark.parametrize("spec, needle", [
     ("jpeg:101", "out of range"), ("median:4", "odd"), ("blur:3", "unknown defense 'blur'"),
-    ("randomize:3", "takes no parameter"), ("bits:x", "whole number"), (",", "at least one")])
+    ("randomize:3", "takes no parameter"), ("bits:x", "whole number"), (",", "at least one"),
+    ("tvm:0", "out of range")])
 def test_bad_defense_specs_say_why(spec, needle):
     with pytest.raises(PhysicalError, match=needle) as err:
         parse_defense(spec)
@@ -140,6 +226,7 @@ def test_bad_defense_specs_say_why(spec, needle):
 
 def test_spec_text_writes_the_defaults():
     assert spec_text(parse_defense("bits, jpeg:30 ,median,randomize")) == "bits:4,jpeg:30,median:3,randomize"
+    assert spec_text(parse_defense("tvm")) == "tvm:50"
 
 
 def test_make_sheets_with_a_defense_adaptive_and_not(tmp_path):

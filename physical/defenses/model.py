@@ -19,7 +19,8 @@ from torch import Tensor, nn
 from ..errors import PhysicalError
 from ..models import Classifier
 from .spec import Step, describe, spec_text
-from .transforms import bit_depth, draw_randomize, jpeg, median, padded_size, randomize, straight_through
+from .transforms import (bit_depth, draw_randomize, draw_tvm, jpeg, median, padded_size, randomize, straight_through,
+                         tvm)
 
 
 class DefendedNet(nn.Module):
@@ -50,6 +51,9 @@ class DefendedNet(nn.Module):
             elif step.name == "randomize":
                 side, offset = draw_randomize(x.shape[0], x.shape[-1], self.generator)
                 x = randomize(x, side, offset)
+            elif step.name == "tvm":
+                mask = draw_tvm(x.shape[0], x.shape[-2], x.shape[-1], step.param / 100, self.generator)
+                x = straight_through(x, lambda z, m=mask: tvm(z, m))
             else:  # parse_defense admits only the names above
                 raise ValueError(f"unknown defense step {step.name}")
         return x

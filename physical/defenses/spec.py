@@ -1,7 +1,7 @@
 """``--defense SPEC``: the one place for the defenses' names, parameters and gradients.
 
 A spec is comma-separated steps applied in order, each ``name`` or ``name:param``:
-``jpeg:75``, ``bits:4``, ``median:3``, ``randomize``; e.g. ``bits:4,jpeg:75,randomize``.
+``jpeg:75``, ``bits:4``, ``median:3``, ``randomize``, ``tvm:50``; e.g. ``bits:4,jpeg:75,randomize``.
 """
 from __future__ import annotations
 
@@ -35,6 +35,8 @@ KINDS: dict[str, Kind] = {
     "median": Kind(3, 3, 9, False, "exact (to each window's median pixel)", "median filter of this odd size"),
     "randomize": Kind(None, 0, 0, True, "exact, EoT over its draws",
                       "random resize and pad (Xie et al. 2018), scaled to the model's input size; the model sees the padded square"),
+    "tvm": Kind(50, 1, 100, True, "BPDA: straight-through (identity), EoT over its draws",
+                "total-variation minimisation (Guo et al. 2018) keeping this percentage of the pixels, drawn at random"),
 }
 
 
