@@ -178,7 +178,7 @@ def tvm(x: Tensor, mask: Tensor, lam: float = TVM_LAMBDA, iters: int = TVM_ITERS
     x = x.detach()
     m = mask.to(x.device, x.dtype).expand_as(x)
     # Step sizes with tau sigma ||D||^2 <= 1 (||D||^2 <= 8 for forward differences on a grid); of the
-    # pairs tried, tau = sigma lowers the energy fastest (bench/tvm.py).
+    # pairs tried by hand (tau 0.05 to 4, docs/benchmarks.md), tau = sigma lowered the energy fastest.
     tau = sigma = 8 ** -0.5
     u = torch.where(m > 0, x, PAD_VALUE)
     ubar = u.clone()
