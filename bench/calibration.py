@@ -3,7 +3,8 @@
     python bench/calibration.py                       # fit on 100 pictures, predict 400 others (plain phone)
     python bench/calibration.py --phones plain,hdr    # the same for each phone of the virtual camera
     python bench/calibration.py --fit 40 --predict 100 --work /tmp/cal   # smaller, keeps its folders
-    python bench/calibration.py --timing-only 1000    # calibrate on ~1,000 clean crops (77 photos), timed
+    python bench/calibration.py --timing-only 1000    # calibrate on ~1,000 clean crops (167 photos), timed
+    python bench/calibration.py --phones plain,hdr --no-local-tone --work cal   # the ablation: no per-crop tone
 
 Two experiments on the demo model, each printed and photographed by the
 virtual camera (``physical simulate-photos``, normal: one photo per page),
@@ -76,6 +77,8 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=None, help="keep the experiments here (re-used when present)")
     ap.add_argument("--timing-only", type=int, default=0, help="only time calibrate on about this many clean crops")
     ap.add_argument("--phones", default="plain", help="virtual camera phones, comma-separated (plain, hdr)")
+    ap.add_argument("--no-local-tone", action="store_true",
+                    help="calibrate --no-local-tone (profile-PHONE-no-local-tone.json): the ablation in findings")
     args = ap.parse_args()
     if not SHARED.is_dir():
         sys.exit(f"needs {SHARED} (CIFAR-10)")
@@ -96,10 +99,10 @@ def main() -> None:
                   f"(RMS residual {f['rms_residual']:.2f} of 255, converged {f['converged']})")
             return
         for phone in args.phones.split(","):
-            predict(work, phone, args.fit, args.predict)
+            predict(work, phone, args.fit, args.predict, local_tone=not args.no_local_tone)
 
 
-def predict(work: Path, phone: str, n_fit: int, n_predict: int) -> None:
+def predict(work: Path, phone: str, n_fit: int, n_predict: int, local_tone: bool = True) -> None:
     """Calibrate on the fitting experiment's photos, then report the predicted one with the profile and
     with ``typical``; prints the table of cells and the mean gap per source."""
     from physical.calibrate.run import calibrate
@@ -107,8 +110,8 @@ def predict(work: Path, phone: str, n_fit: int, n_predict: int) -> None:
 
     fit_printouts, fit_captures = experiment(work / "fit", SHARED / "train", n_fit, 2, 2, phone)
     t = time.perf_counter()
-    profile = work / f"profile-{phone}.json"
-    r = calibrate(fit_captures, printouts=fit_printouts, out=profile)
+    profile = work / f"profile-{phone}{'' if local_tone else '-no-local-tone'}.json"
+    r = calibrate(fit_captures, printouts=fit_printouts, out=profile, local_tone=local_tone)
     f = r.profile["fitted_on"]
     print(f"\n{phone} phone: calibrate on {f['crops']} clean crops of {f['photos']} photos: "
           f"{time.perf_counter() - t:.1f} s ({f['steps']} steps, the fit {f['seconds']:.1f} s), "

@@ -91,6 +91,16 @@ def test_fit_recovers_each_crops_local_tone(demo_batch):
     assert fit.rms_all < 0.02
 
 
+def test_fit_without_local_tone_holds_it_at_none(demo_batch):
+    """``local_tone=False`` (calibrate --no-local-tone, the ablation in docs/findings.md): every crop's
+    local tone stays 0, so crops bent each their own way fit worse than with it."""
+    x, _ = demo_batch
+    xs, crops, photo, _, _ = _known_channel(x, photos=6, per_photo=20, seed=3, tone=0.3)
+    without = fit_channel(xs, crops, photo, local_tone=False)
+    assert bool((without.crop["local_tone"] == 0).all())
+    assert without.rms_all > fit_channel(xs, crops, photo).rms_all
+
+
 def test_fit_rejects_malformed_input(demo_batch):
     x, _ = demo_batch
     photo = torch.zeros(len(x), dtype=torch.int64)

@@ -82,13 +82,15 @@ def _quad_side(quad: str) -> float:
 
 def calibrate(captures: Path = Path("captures"), *, printouts: Path = Path("printouts"), out: Path | None = None,
               steps: int = FIT_STEPS, exclude: list[str] | tuple[str, ...] = (), progress: Progress | None = None,
-              status: Status | None = None, warn: Callable[[str], None] | None = None) -> CalibrateResult:
+              status: Status | None = None, warn: Callable[[str], None] | None = None,
+              local_tone: bool = True) -> CalibrateResult:
     """Fit the channel to the clean crops in ``captures`` and write the profile to ``out``
     (default ``captures/channel-profile.json``).
 
     ``steps``: the most gradient steps (the fit stops when it has converged);
     ``exclude``: photo file names to leave out; ``status(steps, loss, drop)``:
-    the fit's progress every few steps (:func:`physical.channel.fit.fit_channel`).
+    the fit's progress every few steps (:func:`physical.channel.fit.fit_channel`);
+    ``local_tone=False``: no per-crop tone curve (the ablation of docs/findings.md).
     Raises PhysicalError, writing nothing, when the fit does not converge or a
     photo's crops do not fit (naming the photos that fit worst).
     """
@@ -143,7 +145,7 @@ def calibrate(captures: Path = Path("captures"), *, printouts: Path = Path("prin
 
     x, y = tensor(digital), tensor(crops)
     photo_t = torch.tensor(photo, dtype=torch.int64)
-    fit = fit_channel(x, y, photo_t, steps=steps, status=status)
+    fit = fit_channel(x, y, photo_t, steps=steps, status=status, local_tone=local_tone)
     _check_fit(fit, [(used[sha][0]["photo"], len(used[sha]), overlay_name(sha)) for sha in shas], steps, captures)
     width = x.shape[-1]
     photos = []
@@ -168,7 +170,7 @@ def calibrate(captures: Path = Path("captures"), *, printouts: Path = Path("prin
         "fitted_on": {"experiment_id": manifest["experiment_id"], "captures": str(captures.resolve()),
                       "photos": len(photos), "crops": n_crops, "image_px": width,
                       "rms_residual": round(fit.rms_all * 255, 3), "converged": fit.converged, "steps": len(fit.loss_history),
-                      "seconds": round(fit.seconds, 1), "excluded": sorted(exclude),
+                      "seconds": round(fit.seconds, 1), "excluded": sorted(exclude), "local_tone": local_tone,
                       "jpeg": f"the photo's quality where a crop pixel spans under {JPEG_CROP_PX:g} photo pixels, "
                               "else none (its loss is in the blur and noise)"},
         "photos": photos,

@@ -256,8 +256,11 @@ def _params(v: dict[str, Tensor], photo: Tensor, n_photos: int
 
 
 def fit_channel(digital: Tensor, crops: Tensor, photo: Tensor, steps: int = FIT_STEPS, lr: float = 0.02,
-                status: Status | None = None) -> ChannelFit:
+                status: Status | None = None, local_tone: bool = True) -> ChannelFit:
     """Fit the channel's deterministic part per photo and per crop (module docstring).
+
+    ``local_tone=False`` holds every crop's local tone at 0 (its bound set to
+    0): the ablation in docs/findings.md, ``physical calibrate --no-local-tone``.
 
     ``status(steps, loss, drop)`` is called every CHECK_EVERY steps: the loss
     and how much it fell over the last quarter of the steps (relative; the fit
@@ -276,6 +279,9 @@ def fit_channel(digital: Tensor, crops: Tensor, photo: Tensor, steps: int = FIT_
                             {"params": [v[k] for k in slow], "lr": lr / 5}])
     counts = torch.bincount(photo, minlength=n_photos).float()
 
+    bounds = dict(BOUNDS)
+    if not local_tone:
+        bounds["local_tone"] = (0.0, 0.0)
     history: list[float] = []
     for step in range(steps):
         if step >= MIN_STEPS and step % CHECK_EVERY == 0 and _settled(history):
@@ -289,7 +295,7 @@ def fit_channel(digital: Tensor, crops: Tensor, photo: Tensor, steps: int = FIT_
         loss.backward()
         opt.step()
         with torch.no_grad():
-            for k, (a, b) in BOUNDS.items():
+            for k, (a, b) in bounds.items():
                 v[k].clamp_(a, b)
         history.append(float(loss.detach()))
         if status is not None and len(history) % CHECK_EVERY == 0:
