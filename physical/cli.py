@@ -306,6 +306,9 @@ def calibrate_cmd(
                                               "the default is a ceiling none came near."),
     exclude: list[str] = typer.Option([], "--exclude", help="Leave out this photo (its file name, as "
                                                             "captures/index.csv names it); repeatable."),
+    local_tone: bool = typer.Option(True, "--local-tone/--no-local-tone",
+                                    help="Fit a tone curve per crop (a phone's local tone mapping); "
+                                         "--no-local-tone holds it at none (the ablation in docs/findings.md)."),
 ) -> None:
     """Fit the simulated channel to your printer and phone, from the clean images already ingested."""
     from .calibrate.run import calibrate, summarise
@@ -324,7 +327,7 @@ def calibrate_cmd(
                                                              f"({100 * drop:.1f} % over the last quarter)")
 
             r = calibrate(captures, printouts=printouts, out=out_file, steps=steps, exclude=exclude,
-                          progress=_stage_progress(bar), status=status, warn=_warn)
+                          progress=_stage_progress(bar), status=status, warn=_warn, local_tone=local_tone)
     except PhysicalError as exc:
         _fail(exc)
     f = r.profile["fitted_on"]
@@ -408,7 +411,9 @@ def report_cmd(
 @app.command("demo")
 def demo_cmd(
     out_dir: Path = typer.Option(Path("physical-demo"), "--out", help="Fresh folder for the whole run."),
-    seed: int = typer.Option(0, help="Seed for the virtual camera."),
+    seed: int = typer.Option(0, help="Seed of make-sheets (recorded in the manifest; the random attacks' draws) "
+                                     "and of the virtual camera; the report's simulated channel keeps its own "
+                                     "seed (0)."),
     difficulty: str = typer.Option("normal", help="Virtual camera preset: easy, normal or hard."),
     per_page: int = typer.Option(1, help="Simulated photos per page."),
     force: bool = typer.Option(False, "--force", help="Replace an earlier demo in --out."),

@@ -31,7 +31,10 @@ def run_demo(folder: Path = Path("physical-demo"), *, seed: int = 0, difficulty:
              per_page: int = 1, force: bool = False, device: str | None = None,
              progress: Callable[[str, int, int], None] | None = None,
              warn: Callable[[str], None] | None = None) -> DemoResult:
-    """Run make-sheets, simulate-photos, ingest and report into ``folder`` (fresh, or replaced with ``force``)."""
+    """Run make-sheets, simulate-photos, ingest and report into ``folder`` (fresh, or replaced with ``force``).
+
+    ``seed`` seeds make-sheets and the virtual camera (the report's simulated channel keeps its default).
+    """
     from .capture.camera import simulate_photos
     from .capture.run import ingest
     from .report.run import make_report
