@@ -13,7 +13,9 @@ One module per attack family:
 - :mod:`.eot`: :func:`eot` and :func:`eot_ll`, the iterative methods with Expectation over
   Transformation through the simulated print-and-photo channel (:mod:`physical.channel`);
 - :mod:`.pgd`: :func:`pgd`, L-infinity PGD with a random start and restarts (Madry et al. 2018);
-- :mod:`.cw`: :func:`cw`, Carlini and Wagner's L2 attack with a binary search over c;
+- :mod:`.cw`: Carlini and Wagner's attacks: :func:`cw` (L2, with a binary search over c),
+  :func:`cw_l0` (the L2 attack on a shrinking set of pixels) and :func:`cw_linf` (a penalty on
+  every change past tau, tau lowered while it succeeds);
 - :mod:`.lbfgs`: :func:`lbfgs`, Szegedy et al.'s box-constrained L-BFGS (scipy) with a line search over c;
 - :mod:`.onepixel`: :func:`onepixel`, the d-pixel attack by differential evolution (black box);
 - :mod:`.gradient`: the input gradient and ``Clip_{X,eps}`` they share;
@@ -22,7 +24,7 @@ One module per attack family:
 from .fgsm import fast
 from .gradient import clip_eps, input_gradient
 from .eot import EOT_DIGITAL, EOT_SAMPLES, eot, eot_gradient, eot_ll
-from .cw import cw
+from .cw import cw, cw_l0, cw_linf
 from .grid import attack_grid
 from .lbfgs import lbfgs
 from .onepixel import onepixel
@@ -31,7 +33,7 @@ from .iterative import basic_iterative, least_likely, least_likely_class
 from .methods import (CHANNEL_METHODS, EPS_MAX, EPS_METHODS, EPS_MIN, METHOD_SHORT, METHOD_TITLES, METHODS, PAPER_METHODS,
                       eps_steps, method_rank, parse_eps_levels)
 
-__all__ = ["EPS_METHODS", "cw", "lbfgs", "onepixel", "pgd", "CHANNEL_METHODS", "EOT_DIGITAL", "EOT_SAMPLES", "EPS_MAX", "EPS_MIN", "METHODS", "PAPER_METHODS", "eot", "eot_gradient",
+__all__ = ["EPS_METHODS", "cw", "cw_l0", "cw_linf", "lbfgs", "onepixel", "pgd", "CHANNEL_METHODS", "EOT_DIGITAL", "EOT_SAMPLES", "EPS_MAX", "EPS_MIN", "METHODS", "PAPER_METHODS", "eot", "eot_gradient",
            "eot_ll", "METHOD_SHORT", "METHOD_TITLES", "attack_grid", "basic_iterative",
            "clip_eps", "eps_steps", "fast", "input_gradient", "least_likely", "least_likely_class", "method_rank",
            "parse_eps_levels"]
