@@ -150,23 +150,24 @@ def test_quoted_command_parses(doc, cmd, monkeypatch):
         pytest.fail(f"{doc} quotes `{cmd}`: {exc}")
 
 
-def test_the_check_catches_an_unknown_option_a_missing_script_and_an_ellipsis(monkeypatch):
-    with pytest.raises(AssertionError, match="exit 2"):
-        check("python bench/calibration.py --no-such-option 3", monkeypatch)
-    with pytest.raises(AssertionError, match="invalid int"):
-        check("python bench/eot.py --count many", monkeypatch)
-    with pytest.raises(AssertionError, match="no script"):
-        check("python bench/no_such_bench.py --work x", monkeypatch)
-    with pytest.raises(AssertionError, match="No such option"):
-        check("physical make-sheets --no-such-option", monkeypatch)
-    with pytest.raises(AssertionError, match="no command"):
-        check("physical no-such-command", monkeypatch)
-    with pytest.raises(AssertionError, match="No such option"):
-        check("torchrun --standalone --nproc-per-node 2 -m physical report --nope", monkeypatch)
-    with pytest.raises(AssertionError, match="ellipsis"):
-        check("... --defense jpeg:25", monkeypatch)
-    check("python bench/calibration.py --phones plain,hdr --no-local-tone --work cal", monkeypatch)
-    check("physical report --simulated typical --model demo", monkeypatch)
+@pytest.mark.parametrize("cmd, message", [
+    ("python bench/calibration.py --no-such-option 3", "exit 2"),
+    ("python bench/eot.py --count many", "invalid int"),
+    ("python bench/no_such_bench.py --work x", "no script"),
+    ("physical make-sheets --no-such-option", "No such option"),
+    ("physical no-such-command", "no command"),
+    ("torchrun --standalone --nproc-per-node 2 -m physical report --nope", "No such option"),
+    ("... --defense jpeg:25", "ellipsis"),
+])
+def test_the_check_catches_an_unknown_option_a_missing_script_and_an_ellipsis(cmd, message, monkeypatch):
+    with pytest.raises(AssertionError, match=message):
+        check(cmd, monkeypatch)
+
+
+@pytest.mark.parametrize("cmd", ["python bench/calibration.py --phones plain,hdr --no-local-tone --work cal",
+                                 "physical report --simulated typical --model demo"])
+def test_the_check_passes_a_good_command(cmd, monkeypatch):
+    check(cmd, monkeypatch)          # raises AssertionError, naming the problem, if it does not parse
 
 
 def test_the_extractor_finds_code_lines_and_wrapped_spans():

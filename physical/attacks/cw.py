@@ -94,7 +94,7 @@ def cw(model: nn.Module, x: torch.Tensor, y: torch.Tensor, confidence: float = C
                 cand_l2 = (cand - x).flatten(1).pow(2).sum(1)
                 # The float image's logits are at hand; only the rounded one needs a pass of its own.
                 past = margin(model(cand) if grid8 else logits.detach(), label, targeted)
-                ok = (past > 0) & (past >= confidence)
+                ok = _adversarial(past, confidence)
                 better = ok & (cand_l2 < best_l2)
                 best[better], best_l2[better] = cand[better], cand_l2[better]
                 found |= ok
