@@ -12,6 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from .version import __version__
 from .distributed import RankFailed, World, world
+from .attacks.spec import methods_help
 from .errors import PhysicalError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -93,7 +94,42 @@ def _stage_progress(bar: Progress, names: dict[str, str] | None = None) -> Calla
     return progress
 
 
+def _with_attack_flags(func: Callable[..., None]) -> Callable[..., None]:
+    """``func`` with make-sheets' per-method flags (``--pgd-steps`` ...) added, built from the attack
+    modules' option declarations (:func:`physical.attacks.spec.method_flags`); their values reach
+    ``func`` as one dict, ``method_options`` (None: not given)."""
+    import functools
+    import inspect
+    import typing
+
+    from .attacks.spec import SWITCHES, method_flags
+
+    hints = typing.get_type_hints(func)
+    own = [p.replace(annotation=hints[p.name]) for p in inspect.signature(func).parameters.values()
+           if p.name != "method_options"]
+    extra = []
+    for f in method_flags():
+        kind = str if f.option.axis or f.option.kind is str else f.option.kind
+        extra.append(inspect.Parameter(f.keyword, inspect.Parameter.KEYWORD_ONLY, annotation=Optional[kind],
+                                       default=typer.Option(None, f.cli, help=f.help, show_default=False)))
+    for keyword, (_, _, _, text) in SWITCHES.items():
+        extra.append(inspect.Parameter(keyword, inspect.Parameter.KEYWORD_ONLY, annotation=bool,
+                                       default=typer.Option(False, "--" + keyword.replace("_", "-"), help=text)))
+    names = {p.name for p in extra}
+
+    @functools.wraps(func)
+    def wrapper(**kwargs: typing.Any) -> None:
+        flags = {k: kwargs.pop(k) for k in list(kwargs) if k in names}
+        return func(**kwargs, method_options=flags)
+
+    wrapper.__signature__ = inspect.Signature([*own, *extra], return_annotation=None)  # type: ignore[attr-defined]
+    wrapper.__annotations__ = {**{p.name: p.annotation for p in [*own, *extra]}, "return": None}
+    del wrapper.__wrapped__      # typer reads the signature above, not func's
+    return wrapper
+
+
 @app.command("make-sheets")
+@_with_attack_flags
 def make_sheets_cmd(
     model: str = typer.Option("demo", help="demo, demo-adv (adversarially trained), demo-distilled (defensive "
                                            "distillation), torchvision:<name> (e.g. torchvision:inception_v3), "
@@ -107,11 +143,7 @@ def make_sheets_cmd(
                                                     "(default: ImageFolder sub-folder names)."),
     count: Optional[int] = typer.Option(None, help="Use a random subset of N pictures."),
     seed: int = typer.Option(0, help="Seed for --count."),
-    methods: str = typer.Option("fast,bim,ll", help="Attacks: fast (FGSM), bim (basic iterative), "
-                                                    "ll (iterative least-likely class); eot, eot_ll (bim and ll "
-                                                    "with Expectation over Transformation through --channel); "
-                                                    "pgd, cw (Carlini-Wagner L2), lbfgs (box-constrained L-BFGS), "
-                                                    "onepixel (differential evolution)."),
+    methods: str = typer.Option("fast,bim,ll", help=methods_help()),
     eps: str = typer.Option("2,4,8,16", help="Perturbation sizes in 0-255 levels, each in 1..64."),
     paper: str = typer.Option("a4", help="a4 or letter."),
     image_size_mm: Optional[float] = typer.Option(
@@ -123,24 +155,6 @@ def make_sheets_cmd(
     device: Optional[str] = typer.Option(None, help="cpu or cuda (default: cuda when available)."),
     channel: str = typer.Option("typical", help="What eot and eot_ll attack through: a channel preset (mild, "
                                                 "typical, harsh) or a profile from `physical calibrate` (FILE.json)."),
-    eot_samples: int = typer.Option(16, "--eot-samples", help="Channel draws per image and step for eot, eot_ll."),
-    eot_step_factor: int = typer.Option(1, "--eot-step-factor",
-                                        help="eot, eot_ll take F times the paper's number of steps."),
-    eot_digital: float = typer.Option(0.2, "--eot-digital",
-                                      help="Weight of the untransformed image in eot's expectation (0 to below 1)."),
-    pgd_steps: int = typer.Option(40, "--pgd-steps", help="pgd: steps of 2.5 eps / steps each."),
-    pgd_restarts: int = typer.Option(1, "--pgd-restarts",
-                                     help="pgd: random starts per image; the one with the highest loss is kept."),
-    cw_steps: int = typer.Option(100, "--cw-steps", help="cw: Adam steps per value of c."),
-    cw_search_steps: int = typer.Option(5, "--cw-search-steps", help="cw: values of c tried (binary search)."),
-    cw_confidence: float = typer.Option(0.0, "--cw-confidence", help="cw: kappa, the logit margin to reach."),
-    cw_least_likely: bool = typer.Option(False, "--cw-least-likely",
-                                         help="cw: targeted at the least-likely class instead of untargeted."),
-    onepixel_pixels: str = typer.Option("1", "--onepixel-pixels",
-                                        help="onepixel: pixels changed, one variant each (e.g. 1,3,5)."),
-    onepixel_population: int = typer.Option(400, "--onepixel-population", help="onepixel: candidates per image."),
-    onepixel_generations: int = typer.Option(100, "--onepixel-generations",
-                                             help="onepixel: generations at most (fewer for a quicker, weaker attack)."),
     defense: Optional[str] = typer.Option(None, "--defense",
                                           help="Input-transformation defense in front of the model, steps in order: "
                                                "jpeg:Q, bits:B, median:K, randomize, tvm:P (e.g. bits:4,jpeg:75,randomize). "
@@ -156,8 +170,10 @@ def make_sheets_cmd(
     all_pngs: bool = typer.Option(False, "--all-pngs",
                                   help="With --print-count: PNGs of every picture, not only the printed ones "
                                        "(the report's simulated figures then cover all)."),
+    method_options: Optional[dict] = None,
 ) -> None:
     """Attack pictures and lay clean and adversarial versions on printable PDF sheets."""
+    method_options = method_options or {}
     from .sheets.run import digital_accuracy, make_sheets
 
     names = {"attack": "attacking", "pdf": "pdf pages"}
@@ -167,15 +183,9 @@ def make_sheets_cmd(
             result = make_sheets(out_dir, model=model, weights=weights, images=images, labels=labels,
                                  count=count, seed=seed, methods=[m.strip() for m in methods.split(",") if m.strip()],
                                  eps=eps, paper=paper, image_size_mm=image_size_mm, batch_size=batch_size,
-                                 device=device, force=force, channel=channel, eot_samples=eot_samples,
-                                 eot_step_factor=eot_step_factor, eot_digital=eot_digital,
-                                 pgd_steps=pgd_steps, pgd_restarts=pgd_restarts, cw_steps=cw_steps,
-                                 cw_search_steps=cw_search_steps, cw_confidence=cw_confidence,
-                                 cw_least_likely=cw_least_likely, onepixel_pixels=_int_list(onepixel_pixels,
-                                                                                           "--onepixel-pixels"),
-                                 onepixel_population=onepixel_population, onepixel_generations=onepixel_generations,
-                                 defense=defense, defense_samples=defense_samples, non_adaptive=non_adaptive,
-                                 print_count=print_count, all_pngs=all_pngs, progress=progress, warn=_warn)
+                                 device=device, force=force, channel=channel, defense=defense, defense_samples=defense_samples, non_adaptive=non_adaptive,
+                                 print_count=print_count, all_pngs=all_pngs, progress=progress, warn=_warn,
+                                 **method_options)
     except PhysicalError as exc:
         _fail(exc)
     m = result.manifest

@@ -188,3 +188,22 @@ def test_images_outside_the_box_or_not_nchw_raise_value_error(attack):
         attack(model, x.flatten(1), y)
     with pytest.raises(ValueError, match="y must be"):
         attack(model, x, y[:1])
+
+
+# --- make-sheets ---------------------------------------------------------------------------------
+
+def test_make_sheets_runs_the_three_norms_and_each_wins_on_its_own(tmp_path):
+    """cw, cw_l0 and cw_linf as make-sheets methods: every saved image adversarial as saved, and per
+    picture L0 changes the fewest pixels and L-infinity the smallest largest change (20 Adam steps)."""
+    from physical.sheets.run import make_sheets
+
+    r = make_sheets(tmp_path / "p", count=2, methods=["cw:steps=20:search_steps=2", "cw_l0:steps=20:search_steps=2",
+                                                      "cw_linf:steps=20"], eps=[8])
+    for rec in r.manifest["images"]:
+        by = {v["method"]: v for v in rec["variants"] if v["method"]}
+        assert list(by) == ["cw", "cw_l0", "cw_linf"]
+        assert all(v["top5"][0]["index"] != rec["label"] for v in by.values())
+        size = {m: v["perturbation"] for m, v in by.items()}
+        assert size["cw_l0"]["l0"] < size["cw"]["l0"] and size["cw_l0"]["l0"] < size["cw_linf"]["l0"]
+        assert size["cw_linf"]["linf"] <= size["cw"]["linf"] and size["cw_linf"]["linf"] < size["cw_l0"]["linf"]
+        assert by["cw_linf"]["params"]["grid8"] is True and by["cw_l0"]["params"]["drop"] == 0.1

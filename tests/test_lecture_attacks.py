@@ -47,6 +47,52 @@ def test_pgd_equals_torchattacks_from_the_same_random_start(demo_model, demo_bat
     assert (ours - ref).abs().max().item() < 1e-6
 
 
+def test_targeted_pgd_equals_torchattacks_targeted_from_the_same_random_start(demo_model, demo_batch):
+    x, y = demo_batch
+    t = least_likely_class(demo_model, x)
+    ours = pgd(demo_model, x, y, 8 / 255, steps=10, seed=5, target=t)
+    torch.manual_seed(5)
+    atk = torchattacks.PGD(demo_model, eps=8 / 255, alpha=2.5 * 8 / 255 / 10, steps=10, random_start=True)
+    atk.set_mode_targeted_by_label(quiet=True)
+    assert (ours - atk(x, t)).abs().max().item() < 1e-6
+    # 40 steps at eps 8 take every bundled picture to its least-likely class (measured: 20 of 20).
+    hit = _pred(demo_model, pgd(demo_model, x, y, 8 / 255, seed=5, target=t)) == t
+    assert int(hit.sum()) >= 18
+
+
+def test_pgds_objectives_on_known_logits():
+    from physical.attacks.pgd import objective
+
+    z = torch.tensor([[2.0, 5.0, 1.0]])
+    y1, y0, t2 = torch.tensor([1]), torch.tensor([0]), torch.tensor([2])
+    # Untargeted margin: -max(Z_y - max_other + kappa, 0).
+    assert objective(z, y1, None, "cw", 0.0).item() == -3.0
+    assert objective(z, y1, None, "cw", 1.0).item() == -4.0
+    assert objective(z, y0, None, "cw", 0.0).item() == 0.0       # already adversarial by 3
+    assert objective(z, y0, None, "cw", 5.0).item() == -2.0      # 2 short of kappa 5
+    # Targeted at 2: -max(max_other - Z_t + kappa, 0) = -(5 - 1).
+    assert objective(z, y1, t2, "cw", 0.0).item() == -4.0
+    ce = torch.nn.functional.cross_entropy
+    assert torch.allclose(objective(z, y1, t2, "ce", 0.0), -ce(z, t2, reduction="none"))
+    assert torch.allclose(objective(z, y1, None, "ce", 0.0), ce(z, y1, reduction="none"))
+
+
+def test_pgd_on_the_cw_margin_with_confidence_goes_further_past_the_boundary(demo_model, demo_batch):
+    """Madry et al.'s CW and CW+: PGD on the margin loss fools as PGD does, and a high kappa leaves the
+    images much further past the boundary (kappa 0 stops pushing once adversarial)."""
+    x, y = demo_batch
+    ok = _pred(demo_model, x) == y
+    plain = pgd(demo_model, x, y, 8 / 255, seed=0)
+    cw0 = pgd(demo_model, x, y, 8 / 255, seed=0, loss="cw")
+    cw20 = pgd(demo_model, x, y, 8 / 255, seed=0, loss="cw", confidence=20.0)
+    fooled = [int((ok & (_pred(demo_model, a) != y)).sum()) for a in (plain, cw0, cw20)]
+    assert fooled[1] >= fooled[0] - 1 and fooled[2] >= fooled[0] - 1
+    with torch.no_grad():
+        past0, past20 = (margin(demo_model(a), y, False)[ok] for a in (cw0, cw20))
+    assert past20.mean().item() > past0.mean().item() + 3
+    assert (past0 < 3).float().mean().item() >= 0.75    # kappa 0: most stop just past the boundary
+
+
 def test_pgd_stays_in_the_eps_ball_and_the_box_and_leaves_the_model_alone(demo_model, demo_batch):
     x, y = demo_batch
     before = _params(demo_model)
@@ -222,10 +268,13 @@ def test_make_sheets_records_every_variant_its_parameters_and_its_printed_pertur
     by_name = {v["name"]: v for v in rec["variants"]}
     assert list(by_name) == ["clean", "bim_e8", "pgd_e8", "cw", "lbfgs", "onepixel_d1", "onepixel_d3"]
     assert [by_name[n]["eps"] for n in by_name] == [0, 8, 8, None, None, None, None]
-    assert [by_name[n]["setting"] for n in by_name] == ["", "ε=8", "ε=8", "κ=0", "target ll", "d=1", "d=3"]
+    # The setting shows every option away from its default (here set by the flags).
+    assert [by_name[n]["setting"] for n in by_name] == [
+        "", "ε=8", "ε=8, steps=5", "κ=0, steps=10, search_steps=1", "target ll",
+        "d=1, population=10, generations=1", "d=3, population=10, generations=1"]
     assert by_name["pgd_e8"]["params"] == {"eps": 8, "steps": 5, "restarts": 1, "alpha": 4.0, "random_start": True}
     assert by_name["onepixel_d3"]["params"]["pixels"] == 3
-    assert by_name["cw"]["params"]["steps"] == 10 and by_name["cw"]["params"]["target"] == "untargeted"
+    assert by_name["cw"]["params"]["steps"] == 10 and by_name["cw"]["params"]["target"] == "none"
     clean = np.asarray(Image.open(tmp_path / "p" / by_name["clean"]["file"]), dtype=np.int64)
     for name, v in by_name.items():
         img = np.asarray(Image.open(tmp_path / "p" / v["file"]), dtype=np.int64)

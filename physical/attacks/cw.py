@@ -21,16 +21,33 @@ threshold tau and lowers tau while it succeeds. Both are 8-bit aware in the same
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 from torch import nn
 
 from ..photo_io import quantize_8bit
+from .options import Option
 
 CW_STEPS = 100
 CW_SEARCH_STEPS = 5
 CW_CONFIDENCE = 0.0
 CW_C0 = 0.1          # c of the first round; Carlini and Wagner start at 1e-3 with 9 rounds
 CW_LR = 0.01
+
+# The options make-sheets gives each of the three (the rest keep their defaults). ``target``: none
+# (untargeted) or ll, the least-likely class of the clean image.
+_CONFIDENCE = Option("confidence", CW_CONFIDENCE, "kappa, the logit margin past the boundary to reach", kind=float,
+                     low=0, symbol="κ", shown=True)
+_TARGET = Option("target", "none", "none (untargeted) or ll (targeted at the least-likely class)", kind=str,
+                 choices=("none", "ll"))
+OPTIONS = (
+    replace(_CONFIDENCE, flag=True),
+    Option("steps", CW_STEPS, "Adam steps (learning rate 0.01) for each value of c", low=1, flag=True),
+    Option("search_steps", CW_SEARCH_STEPS, "values of c tried per image, by binary search from c = 0.1", low=1,
+           flag=True),
+    _TARGET,
+)
 
 
 def margin(logits: torch.Tensor, label: torch.Tensor, targeted: bool) -> torch.Tensor:
@@ -138,6 +155,14 @@ CW_LINF_C0 = 1.0         # theirs: 1e-5 doubling to 20 (MNIST, images in [-0.5, 
 CW_LINF_C_MAX = 10.0
 CW_LINF_LR = 0.005       # theirs: 5e-3
 
+LINF_OPTIONS = (
+    _CONFIDENCE,
+    Option("steps", CW_LINF_STEPS, "Adam steps at one c before c doubles", low=1),
+    Option("tau_decay", CW_LINF_TAU_DECAY, "tau's factor after each success", kind=float, low=0, high=1,
+           high_open=True),
+    _TARGET,
+)
+
 
 def cw_linf(model: nn.Module, x: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None = None,
             confidence: float = CW_CONFIDENCE, steps: int = CW_LINF_STEPS, tau0: float = CW_LINF_TAU0,
@@ -244,6 +269,15 @@ def cw_linf(model: nn.Module, x: torch.Tensor, y: torch.Tensor, target: torch.Te
 
 
 CW_L0_DROP = 0.1
+
+L0_OPTIONS = (
+    _CONFIDENCE,
+    Option("steps", CW_STEPS, "Adam steps of each L2 solve, for each value of c", low=1),
+    Option("search_steps", CW_SEARCH_STEPS, "values of c tried in each L2 solve", low=1),
+    Option("drop", CW_L0_DROP, "share of the changed pixels dropped a round (0: one, as the paper)", kind=float,
+           low=0, high=1, high_open=True),
+    _TARGET,
+)
 
 
 def cw_l0(model: nn.Module, x: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None = None,

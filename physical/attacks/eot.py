@@ -36,11 +36,22 @@ from ..channel.profile import draw_params
 from .gradient import clip_eps, input_gradient
 from .iterative import least_likely_class
 from .methods import eps_steps
+from .options import Option
 from .seeds import Seed, image_seeds
 
 EOT_SAMPLES = 16        # K, the default number of channel draws per image and step
 EOT_BATCH = 512         # images through channel and model at once
 EOT_DIGITAL = 0.2       # weight of the untransformed image in the expectation (docs/findings.md)
+
+# eot and eot_ll (what they attack through is make-sheets' --channel, one for the experiment).
+OPTIONS = (
+    Option("samples", EOT_SAMPLES, "channel draws per image and step (K images through channel and model "
+           "per image and step: about K times the time of bim)", low=1, flag=True),
+    Option("step_factor", 1, "F times the paper's number of steps", low=1, flag=True),
+    Option("digital", EOT_DIGITAL, "weight of the untransformed image in the expectation, 0 to below 1 (0: the "
+           "channel alone; the examples are then a weaker file: see docs/findings.md)", kind=float, low=0, high=1,
+           high_open=True, flag=True),
+)
 
 
 def eot_gradient(model: nn.Module, x: torch.Tensor, target: torch.Tensor, direction: float,

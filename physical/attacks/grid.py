@@ -17,10 +17,11 @@ from .methods import PAPER_METHODS, eps_steps
 
 def attack_grid(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps_list: Iterable[float],
                 methods: Sequence[str] = PAPER_METHODS, alpha: float = 1 / 255,
-                steps: int | None = None) -> dict[tuple[str, float], torch.Tensor]:
+                steps: int | None = None, step_factor: int = 1) -> dict[tuple[str, float], torch.Tensor]:
     """Every (method, eps) adversarial batch, sharing all the work that can be shared.
 
     x: (N, 3, H, W) in [0, 1]; y: (N,) true labels. Returns {(method, eps): (N, 3, H, W)}.
+    The iterative methods take ``steps`` at every eps, or ``step_factor`` times the paper's rule.
     Equal, to float tolerance, to calling :func:`fast`, :func:`basic_iterative`
     and :func:`least_likely` once per eps, because:
 
@@ -53,7 +54,7 @@ def attack_grid(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps_list: It
         x_all = torch.cat([x] * len(iterative))
         target = torch.cat([targets[m] for m in iterative])
         direction = torch.cat([torch.full((n,), signs[m], device=x.device) for m in iterative])
-        n_steps = {e: eps_steps(e) if steps is None else steps for e in eps_list}
+        n_steps = {e: step_factor * eps_steps(e) if steps is None else steps for e in eps_list}
         for e, adv in _shared_trajectories(model, x_all, target, direction, n_steps, alpha).items():
             for m, chunk in zip(iterative, adv.split(n)):
                 out[(m, e)] = chunk

@@ -14,6 +14,10 @@ from torch import nn
 
 from .gradient import clip_eps, input_gradient
 from .methods import eps_steps
+from .options import Option
+
+# bim and ll (make-sheets makes them with attack_grid, which takes the same steps).
+OPTIONS = (Option("step_factor", 1, "F times the paper's number of steps (alpha stays one level)", low=1),)
 
 
 def _iterate(model: nn.Module, x: torch.Tensor, target: torch.Tensor, eps: float,

@@ -32,10 +32,18 @@ from torch import nn
 
 from ..photo_io import quantize_8bit
 from .iterative import least_likely_class
+from .options import Option
 
 LBFGS_C0 = 1.0
 LBFGS_SEARCH_STEPS = 6
 LBFGS_STEPS = 100
+
+OPTIONS = (
+    Option("target", "ll", "the class it aims at: the least-likely class of the clean image (Szegedy et al.'s "
+           "attack is targeted)", kind=str, choices=("ll",), shown=True),
+    Option("search_steps", LBFGS_SEARCH_STEPS, "values of c tried per image (line search)", low=1),
+    Option("max_iter", LBFGS_STEPS, "L-BFGS-B iterations at most per value of c", low=1),
+)
 
 
 def batched_objective(model: nn.Module, x: torch.Tensor, target: torch.Tensor, c: torch.Tensor

@@ -16,15 +16,16 @@ PAPER_METHODS = ("fast", "bim", "ll")
 # Every method make-sheets knows, in the order of every table, plot and label: the paper's three,
 # then Expectation over Transformation through the channel (attacks/eot.py), each beside the
 # paper's method it extends.
-METHODS = ("fast", "bim", "ll", "eot", "eot_ll", "pgd", "cw", "lbfgs", "onepixel")
+METHODS = ("fast", "bim", "ll", "eot", "eot_ll", "pgd", "cw", "cw_l0", "cw_linf", "lbfgs", "onepixel")
 CHANNEL_METHODS = ("eot", "eot_ll")    # methods that attack through the simulated channel
 EPS_METHODS = ("fast", "bim", "ll", "eot", "eot_ll", "pgd")
 METHOD_TITLES = {"fast": "fast (FGSM)", "bim": "basic iterative", "ll": "iterative least-likely",
                  "eot": "basic iterative, EoT", "eot_ll": "least-likely, EoT",
-                 "pgd": "PGD (random start)", "cw": "Carlini-Wagner L2", "lbfgs": "box-constrained L-BFGS",
+                 "pgd": "PGD (random start)", "cw": "Carlini-Wagner L2", "cw_l0": "Carlini-Wagner L0",
+                 "cw_linf": "Carlini-Wagner L-inf", "lbfgs": "box-constrained L-BFGS",
                  "onepixel": "one-pixel (DE)"}
 METHOD_SHORT = {"fast": "fast", "bim": "basic iter.", "ll": "least-likely", "eot": "EoT", "eot_ll": "EoT ll",
-                "pgd": "PGD", "cw": "C&W", "lbfgs": "L-BFGS", "onepixel": "one-pixel"}
+                "pgd": "PGD", "cw": "C&W", "cw_l0": "C&W L0", "cw_linf": "C&W L∞", "lbfgs": "L-BFGS", "onepixel": "one-pixel"}
 
 
 def method_rank(method: str) -> int:

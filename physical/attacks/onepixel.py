@@ -20,12 +20,21 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .options import Option
 from .seeds import Seed, image_seeds
 
 ONEPIXEL_POPULATION = 400
 ONEPIXEL_GENERATIONS = 100
 ONEPIXEL_F = 0.5
 ONEPIXEL_STOP = 0.05
+
+OPTIONS = (
+    Option("pixels", 1, "pixels changed (d); the flag takes a list, one variant per value (the paper's 1, 3, 5: "
+           "1,3,5)", low=1, high=64, flag=True, axis="d"),
+    Option("population", ONEPIXEL_POPULATION, "candidates per image (the paper's 400)", low=4, flag=True),
+    Option("generations", ONEPIXEL_GENERATIONS, "generations at most (the paper's 100); fewer is quicker and weaker",
+           low=0, flag=True),
+)
 
 
 def apply_pixels(x: torch.Tensor, cand: torch.Tensor) -> torch.Tensor:

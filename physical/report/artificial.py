@@ -60,6 +60,7 @@ JPEG works on the 8-bit image directly.
 from __future__ import annotations
 
 import os
+import textwrap
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
@@ -67,9 +68,10 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from ..attacks import METHOD_TITLES
+from ..attacks import METHOD_SHORT, METHOD_TITLES
 from ..errors import PhysicalError
 from ..sheets.manifest import read_manifest
+from .figures import series_of
 from .metrics import Rate, accuracy, destruction_rate
 
 # albumentations asks PyPI for a newer version on import unless told not to.
@@ -305,6 +307,7 @@ METHOD_STYLE = {m: (colour, marker, METHOD_TITLES[m].removesuffix(" (FGSM)"))
                 for m, colour, marker in (("fast", "#1f77b4", "o"), ("bim", "#d62728", "s"), ("ll", "#2ca02c", "^"),
                                           ("eot", "#9467bd", "D"), ("eot_ll", "#8c564b", "v"),
                                           ("pgd", "#e377c2", "P"), ("cw", "#17becf", "X"),
+                                          ("cw_l0", "#0b6e78", "x"), ("cw_linf", "#7fdbe6", "p"),
                                           ("lbfgs", "#bcbd22", "*"), ("onepixel", "#ff7f0e", "h"))}
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "h")
 CLEAN_LINE = "accuracy, transformed clean"
@@ -338,17 +341,25 @@ def _panels(rows: Sequence[dict[str, Any]]) -> list[tuple[str, list[tuple[dict[s
     cells = list(first.values())   # the sweep's order: table order
     panels = []
     for eps in sorted({c["eps"] for c in cells if c["eps"] is not None}):
-        panels.append((f"ε = {eps}", [(c, *_style(c["method"])) for c in cells if c["eps"] == eps]))
+        panels.append((f"ε = {eps}", _lines([c for c in cells if c["eps"] == eps])))
     no_eps = [c for c in cells if c["eps"] is None]
     if no_eps:
-        lines = []
-        for c in no_eps:
-            label, colour, marker = _style(c["method"])
-            again = sum(1 for d, *_ in lines if d["method"] == c["method"])   # same method, another setting
-            marker = marker if not again else [m for m in MARKERS if m != marker][(again - 1) % (len(MARKERS) - 1)]
-            lines.append((c, f"{label} {c['setting']}".strip(), colour, marker))
-        panels.append(("methods without ε", lines))
+        panels.append(("methods without ε", _lines(no_eps)))
     return panels
+
+
+def _lines(cells: Sequence[dict[str, Any]]) -> list[tuple[dict[str, Any], str, str | None, str]]:
+    """(variant, line label, colour, marker) of each variant of one panel: the method's colour; the
+    same method at another setting (pgd:steps=40 and pgd:steps=100, one-pixel d=1 and d=3) gets
+    another marker and its setting in the label (the eps is the panel's)."""
+    lines: list[tuple[dict[str, Any], str, str | None, str]] = []
+    for c in cells:
+        label, colour, marker = _style(c["method"])
+        again = sum(1 for d, *_ in lines if d["method"] == c["method"])
+        marker = marker if not again else [m for m in MARKERS if m != marker][(again - 1) % (len(MARKERS) - 1)]
+        setting = c["setting"] if c["eps"] is None else series_of(c["method"], c["setting"])[1]
+        lines.append((c, f"{label} {setting}".strip(), colour, marker))
+    return lines
 
 
 def _style(method: str) -> tuple[str, str | None, str]:
@@ -392,13 +403,15 @@ def plot_sweeps(rows: list[dict[str, Any]], out_dir: Path) -> list[Path]:
                     cell = [r for r in mine if r["attack"] == c["attack"]]
                     x, v, lo, hi = _series(cell, f"top{k}")
                     n = max((r[f"top{k}"].n for r in cell), default=0)
-                    ns.append(f"{c['attack'] if no_eps else c['method']} {n}")
+                    ns.append(f"{METHOD_SHORT.get(c['method'], c['method'])} "
+                              f"{c['setting'] if no_eps else series_of(c['method'], c['setting'])[1]} {n}"
+                              .replace("  ", " "))
                     line, = ax.plot(x, v, color=colour, marker=marker, ms=4, lw=1.6,
                                     ls="-" if k == 1 else "--", label=label)
                     ax.fill_between(x, lo, hi, color=line.get_color(), alpha=0.15, lw=0)
                 # n in the headroom above 1.0, clear of the lines.
-                ax.text(0.5, 0.985, "n: " + ", ".join(ns), transform=ax.transAxes, va="top", ha="center",
-                        fontsize=7.5, color="0.3")
+                ax.text(0.5, 0.985, textwrap.fill("n: " + "; ".join(ns), 48), transform=ax.transAxes, va="top",
+                        ha="center", fontsize=7.5 if len(ns) < 6 else 6.5, color="0.3")
                 rate_axis(ax)
                 if row_i == 0:
                     ax.set_title(title, fontsize=10)
@@ -417,7 +430,10 @@ def plot_sweeps(rows: list[dict[str, Any]], out_dir: Path) -> list[Path]:
         clean = entries.pop(CLEAN_LINE)
         handles = [*entries.values(), clean]
         texts = [*entries, "accuracy of the transformed clean images"]
-        fig.legend(handles, texts, loc="outside lower center", ncol=min(len(handles), ncol + 1), fontsize=8.5,
+        # About 0.065 inch per character at 8.5 pt, plus the marker: as many columns as fit the width.
+        width = fig.get_figwidth()
+        fits = max(1, int(width // (0.065 * max(len(t) for t in texts) + 0.6)))
+        fig.legend(handles, texts, loc="outside lower center", ncol=min(len(handles), ncol + 1, fits), fontsize=8.5,
                    frameon=False)
         fig.suptitle(f"{TITLES.get(name, name)}: destruction rate of digital adversarial images\n"
                      "(band: 95% Wilson interval; n: working adversarial examples)", fontsize=10.5)

@@ -308,6 +308,14 @@ def cells_in_order(figures: Sequence[dict[str, Any]]) -> list[Cell]:
     return sorted(seen.values(), key=lambda c: method_rank(c.method))
 
 
+def series_of(method: str, setting: str) -> tuple[str, str]:
+    """The line a variant with eps belongs to in a plot against eps: its method and the rest of its
+    setting (``("pgd", "steps=100")`` for ``"ε=8, steps=100"``): one method at several settings
+    (``--methods pgd:steps=40,pgd:steps=100``) draws a line per setting."""
+    rest = [p for p in setting.split(", ") if p and not p.startswith("ε=")]
+    return method, ", ".join(rest)
+
+
 def cell_label(method: str, setting: str) -> str:
     """A variant as every table labels it: the method's short name and its setting, ``"PGD ε=8"``,
     ``"C&W κ=0"``, ``"one-pixel d=1"``."""

@@ -534,7 +534,9 @@ def _facts(manifest: dict[str, Any], figures: Sequence[dict[str, Any]], predicti
         ("Printouts made", e(manifest.get("created", "unknown"))),
         ("Model(s)", model_txt),
         ("Classes", f"{len(manifest['model'].get('class_names', []))}"),
-        ("Attacks", ", ".join(e(names.get(m, m)) for m in methods)),
+        ("Attacks", ", ".join(e(names.get(m, m)) for m in methods)
+         + (f' <span class="muted">(specs: {e(", ".join(attack["specs"]))})</span>'
+            if any(":" in sp for sp in attack.get("specs", [])) else "")),
         ("&epsilon; (0&ndash;255)", ", ".join(e(x) for x in eps) or "none (no method with &epsilon;)"),
         ("Pictures", f"{len(manifest['images'])}" + (f" printed, a random sample of the {manifest['print']['of']} "
                                                       "attacked" if "print" in manifest else "")),

@@ -20,8 +20,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..attacks import METHOD_SHORT, METHOD_TITLES
-from .figures import (DIGITAL, MIN_GAP_N, cells_in_order, gap_text, lookup, robust_accuracy, sim_to_real_gap,
-                      source_label, source_order, typed_row)
+from .figures import (DIGITAL, MIN_GAP_N, cells_in_order, gap_text, lookup, robust_accuracy, series_of,
+                      sim_to_real_gap, source_label, source_order, typed_row)
 
 PHOTO_STYLE = ("#222222", "o")
 DIGITAL_STYLE = ("#9e9e9e", "x")
@@ -80,11 +80,13 @@ def plot_destruction_vs_eps(figures: Sequence[dict[str, Any]], out_dir: Path) ->
         if not rows:
             continue
         sources = source_order(f["source"] for f in rows)
-        methods = list(dict.fromkeys(c.method for c in cells_in_order(rows)))
+        # A column per method and setting (the same method at several settings: a column each).
+        methods = list(dict.fromkeys(series_of(c.method, c.setting) for c in cells_in_order(rows)))
         eps_levels = sorted({f["eps"] for f in rows})
-        drawn = {(f["source"], f["method"], f["eps"], f["metric"]): f for f in rows if f["n"]}
+        drawn = {(f["source"], series_of(f["method"], f["setting"]), f["eps"], f["metric"]): f
+                 for f in rows if f["n"]}
         robust = [r for r in robust_all if r["model"] == model]
-        drawn.update({(r["source"], r["method"], r["eps"], "robust"): r for r in robust
+        drawn.update({(r["source"], series_of(r["method"], r["setting"]), r["eps"], "robust"): r for r in robust
                       if r["eps"] is not None and r["n"]})
         clean = {r["source"]: r for r in robust if r["method"] is None and r["n"]}
         gaps = {g["source"]: g for g in all_gaps if g["model"] == model}
@@ -116,7 +118,8 @@ def plot_destruction_vs_eps(figures: Sequence[dict[str, Any]], out_dir: Path) ->
                 ax.set_xticks(range(len(eps_levels)), [str(e) for e in eps_levels])
                 ax.set_xlim(-0.6, len(eps_levels) - 0.4)
                 if row_i == 0:
-                    ax.set_title(METHOD_TITLES.get(method, method), fontsize=10)
+                    ax.set_title(METHOD_TITLES.get(method[0], method[0]) + (f"\n{method[1]}" if method[1] else ""),
+                                 fontsize=10)
                 elif row_i == 2:
                     ax.set_xlabel("eps (0-255 levels)")
                 if col == 0:

@@ -27,11 +27,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..attacks import (CHANNEL_METHODS, EOT_DIGITAL, EOT_SAMPLES, EPS_METHODS, METHODS, PAPER_METHODS, attack_grid,
+from ..attacks import (CHANNEL_METHODS, EPS_METHODS, PAPER_METHODS, attack_grid,
                        eps_steps, parse_eps_levels)
-from ..attacks.cw import CW_CONFIDENCE, CW_SEARCH_STEPS, CW_STEPS
-from ..attacks.onepixel import ONEPIXEL_GENERATIONS, ONEPIXEL_POPULATION
-from ..attacks.pgd import PGD_RESTARTS, PGD_STEPS
+from ..attacks.spec import MethodSpec
 from ..defenses.spec import DEFENSE_SAMPLES
 from ..distributed import finish, gather, init, run_sharded, shard, world
 from ..errors import PhysicalError
@@ -43,7 +41,7 @@ from .manifest import FORMAT, FORMAT_VERSION, IMAGES_DIR, MANIFEST_NAME, image_f
 from .pdf import merge_pdfs, write_sheets_pdf
 from .digital import DIGITAL_NAME, PRINT_RULE, DigitalTable, print_sample, read_digital, write_digital
 from .pictures import Picture, is_readable, load_pictures, picture_images
-from .variants import (AttackSettings, eot_steps, perturbation, plan_variants, run_attack, setting_text,
+from .variants import (AttackSettings, paper_steps, perturbation, plan_variants, run_attack, setting_text,
                        variant_params)
 
 PDF_NAME = "sheets.pdf"
@@ -117,18 +115,6 @@ def make_sheets(
     device: str | None = None,
     force: bool = False,
     channel: str | Path = "typical",
-    eot_samples: int = EOT_SAMPLES,
-    eot_step_factor: int = 1,
-    eot_digital: float = EOT_DIGITAL,
-    pgd_steps: int = PGD_STEPS,
-    pgd_restarts: int = PGD_RESTARTS,
-    cw_steps: int = CW_STEPS,
-    cw_search_steps: int = CW_SEARCH_STEPS,
-    cw_confidence: float = CW_CONFIDENCE,
-    cw_least_likely: bool = False,
-    onepixel_pixels: Sequence[int] = (1,),
-    onepixel_population: int = ONEPIXEL_POPULATION,
-    onepixel_generations: int = ONEPIXEL_GENERATIONS,
     defense: str | None = None,
     defense_samples: int = DEFENSE_SAMPLES,
     non_adaptive: bool = False,
@@ -136,6 +122,7 @@ def make_sheets(
     all_pngs: bool = False,
     progress: Progress | None = None,
     warn: Callable[[str], None] | None = None,
+    **method_options: Any,
 ) -> SheetsResult:
     """Attack the pictures and write printable sheets, PNGs and the manifest to ``out``.
 
@@ -143,12 +130,13 @@ def make_sheets(
     :func:`physical.models.load_model` or an already loaded Classifier.
     ``image_size_mm=None`` prints at :func:`~physical.sheets.layout.default_image_size_mm` of the
     model's input size, or smaller if the variants of a picture would not fit a page at that size.
-    ``channel`` (a preset name or a profile file from ``physical calibrate``) and ``eot_samples``
-    (K) are what the EoT methods (``eot``, ``eot_ll``) attack through; they take
-    ``eot_step_factor`` times the paper's number of steps, and weigh the untransformed image by
-    ``eot_digital`` in the expectation. ``pgd_*``, ``cw_*`` and ``onepixel_pixels`` are the
-    options of those attacks (README, make-sheets); methods without eps (cw, lbfgs, onepixel)
-    make one variant each, onepixel one per number of pixels.
+    ``methods``: method specs (:mod:`physical.attacks.spec`), ``"pgd"`` or ``"pgd:steps=100:restarts=20"``,
+    each one variant per eps for the methods with eps, one per number of pixels for onepixel, else one.
+    ``method_options``: make-sheets' flags as keywords (``pgd_steps=100``, ``eot_samples=4``,
+    ``onepixel_pixels=(1, 3)``, ``cw_least_likely=True``: :func:`~physical.attacks.spec.method_flags`),
+    the defaults of every variant of their method; a spec's options override them.
+    ``channel`` (a preset name or a profile file from ``physical calibrate``) is what the EoT
+    methods (``eot``, ``eot_ll``) attack through.
     ``defense`` (``--defense SPEC``, :mod:`physical.defenses`) puts input transformations in front of
     the model: every prediction is the defended model's (one seeded draw of its randomness per
     image), and the attacks are adaptive (BPDA, and EoT over ``defense_samples`` draws per
@@ -165,34 +153,27 @@ def make_sheets(
         eps = parse_eps_levels(eps)
     except ValueError as exc:
         raise PhysicalError(f"--eps: {exc}") from None
-    methods = list(dict.fromkeys(methods))
-    bad = [m for m in methods if m not in METHODS]
-    if bad or not methods:
-        raise PhysicalError(f"--methods: unknown method '{bad[0] if bad else ''}'; choose from {', '.join(METHODS)}")
+    from ..attacks.spec import flag_defaults, parse_methods
+
+    try:
+        specs = parse_methods(methods)
+    except ValueError as exc:
+        raise PhysicalError(f"--methods: {exc}") from None
+    try:
+        defaults = flag_defaults(method_options)
+    except ValueError as exc:
+        raise PhysicalError(str(exc)) from None
+    methods = list(dict.fromkeys(sp.method for sp in specs))
+    try:
+        variants = plan_variants(specs, eps, defaults)
+    except ValueError as exc:
+        raise PhysicalError(f"--methods: {exc}") from None
     if paper not in PAPER_SIZES_MM:
         raise PhysicalError(f"--paper {paper}: choose one of {', '.join(PAPER_SIZES_MM)}")
-    for flag, value, least in (("--pgd-steps", pgd_steps, 1), ("--pgd-restarts", pgd_restarts, 1),
-                               ("--cw-steps", cw_steps, 1), ("--cw-search-steps", cw_search_steps, 1),
-                               ("--onepixel-population", onepixel_population, 4),
-                               ("--onepixel-generations", onepixel_generations, 0)):
-        if value < least:
-            raise PhysicalError(f"{flag} {value}: must be at least {least}")
-    if not cw_confidence >= 0:
-        raise PhysicalError(f"--cw-confidence {cw_confidence}: must be at least 0")
-    onepixel_pixels = tuple(dict.fromkeys(int(d) for d in onepixel_pixels))
-    if not onepixel_pixels or any(d < 1 or d > 64 for d in onepixel_pixels):
-        raise PhysicalError(f"--onepixel-pixels {','.join(map(str, onepixel_pixels))}: each must be in 1..64 "
-                            "(the paper uses 1, 3, 5)")
     eot_channel: str | dict[str, Any] | None = None
     if any(m in CHANNEL_METHODS for m in methods):
         from ..channel.profile import ProfileError, resolve_channel
 
-        if eot_samples < 1:
-            raise PhysicalError(f"--eot-samples {eot_samples}: must be at least 1")
-        if eot_step_factor < 1:
-            raise PhysicalError(f"--eot-step-factor {eot_step_factor}: must be at least 1")
-        if not 0.0 <= eot_digital < 1.0:
-            raise PhysicalError(f"--eot-digital {eot_digital}: must be at least 0 and below 1")
         try:
             eot_channel = resolve_channel(channel)
         except ProfileError as exc:
@@ -233,13 +214,7 @@ def make_sheets(
     printed = print_sample(len(pictures), print_count, seed)
     keep_png = set(range(len(pictures))) if print_count is None or all_pngs else set(printed)
     experiment_id = gather(w, new_experiment_id())[0]     # rank 0's, on every rank
-    settings = AttackSettings(channel=eot_channel if eot_channel is not None else "typical", channel_name=str(channel),
-                              eot_samples=eot_samples, eot_step_factor=eot_step_factor, eot_digital=eot_digital,
-                              pgd_steps=pgd_steps, pgd_restarts=pgd_restarts, cw_steps=cw_steps,
-                              cw_search_steps=cw_search_steps, cw_confidence=cw_confidence,
-                              cw_least_likely=cw_least_likely, onepixel_pixels=onepixel_pixels,
-                              onepixel_population=onepixel_population, onepixel_generations=onepixel_generations)
-    variants = plan_variants(methods, eps, settings)
+    settings = AttackSettings(channel=eot_channel if eot_channel is not None else "typical", channel_name=str(channel))
 
     # Pre-flight the layout before minutes of attacking: a picture that cannot
     # fit a page is an error the user should see at once.
@@ -283,8 +258,8 @@ def make_sheets(
             progress("attack", 0, total)
             done = 0
             for index in batches:
-                recs, table = _attack_batch([pictures[i] for i in index], index, clf, attacker, variants, methods,
-                                            eps, settings, seed, labels_source, staging, keep_png)
+                recs, table = _attack_batch([pictures[i] for i in index], index, clf, attacker, variants, eps,
+                                            settings, seed, labels_source, staging, keep_png)
                 records += [r for r, i in zip(recs, index) if i in printed_set]
                 tables.append(table)
                 done += len(index)
@@ -304,7 +279,7 @@ def make_sheets(
                 return None
             wanted = {(slot.image_id, slot.variant) for page in my_pages for slot in page.slots}
             arrays = {key: _read_png(staging / image_file(*key)) for key in sorted(wanted)}
-            title = f"{clf.model_id} · {', '.join(methods)}" + (
+            title = f"{clf.model_id} · {', '.join(sp.text for sp in specs)}" + (
                 f" · ε {','.join(map(str, eps))}" if any(m in EPS_METHODS for m in methods) else "")
             part = PDF_NAME if w.size == 1 else f"part-{w.rank}.pdf"
             write_sheets_pdf(staging / part, my_pages, arrays, experiment_id=experiment_id, title=title,
@@ -323,6 +298,7 @@ def make_sheets(
             if print_count is not None:
                 write_digital(staging / DIGITAL_NAME, digital_parts, [v.name for v in variants],
                               [p.id for p in pictures], [p.source for p in pictures], clf.class_names, printed)
+            eot_bare = MethodSpec("eot").resolve(defaults)   # the eot flags' values; each variant's params hold its own
             manifest = {
                 "format": FORMAT,
                 "format_version": FORMAT_VERSION,
@@ -341,8 +317,9 @@ def make_sheets(
                     "steps": {str(e): eps_steps(e / 255) for e in eps},
                     "labels": labels_source, "images": str(images) if images is not None else None,
                     "count": count, "seed": seed, "seeds": SEED_RULE,
-                    **({"eot": {"channel": str(channel), "samples": eot_samples, "digital": eot_digital,
-                                "steps": {str(e): eot_steps(e, settings) for e in eps},
+                    "specs": [sp.text for sp in specs],
+                    **({"eot": {"channel": str(channel), "samples": eot_bare["samples"], "digital": eot_bare["digital"],
+                                "steps": {str(e): paper_steps(e, eot_bare["step_factor"]) for e in eps},
                                 "profile_fitted_on": eot_channel["fitted_on"] if isinstance(eot_channel, dict)
                                 else None,
                                 "jpeg_gradient": "straight through"}} if eot_channel is not None else {}),
@@ -380,7 +357,7 @@ def picture_seed(seed: int, index: int, salt: int) -> int:
 
 
 def _attack_batch(batch: list[Picture], index: Sequence[int], clf: Classifier, attacker: Classifier,
-                  variants: list, methods: Sequence[str], eps: Sequence[int], settings: AttackSettings, seed: int,
+                  variants: list, eps: Sequence[int], settings: AttackSettings, seed: int,
                   labels_source: str, staging: Path,
                   keep_png: set[int] | None = None) -> tuple[list[dict[str, Any]], DigitalTable]:
     """Attack one batch of pictures (``index``: their places in the experiment), write the PNGs of those
@@ -394,11 +371,18 @@ def _attack_batch(batch: list[Picture], index: Sequence[int], clf: Classifier, a
         with torch.no_grad():
             clean_probs = attacker(x).softmax(dim=1)     # the least-likely class as the attacker sees it
     y_ll = clean_probs.argmin(dim=1)
-    grid = attack_grid(attacker, x, y, [e / 255 for e in eps], [m for m in methods if m in PAPER_METHODS])
+    # The paper's methods come from attack_grid, one call per step factor (fast has none: with the first).
+    paper = [v for v in variants if v.method in PAPER_METHODS]
+    factors = list(dict.fromkeys(dict(v.options)["step_factor"] for v in paper if v.options)) or [1]
+    group = {v: dict(v.options).get("step_factor", factors[0]) for v in paper}
+    grids = {f: attack_grid(attacker, x, y, [e / 255 for e in eps],
+                            list(dict.fromkeys(v.method for v in paper if group[v] == f)), step_factor=f)
+             for f in factors} if paper else {}
     batch_images = {variants[0]: x}
     for k, v in enumerate(variants[1:]):
         salt = v.eps * 7 + CHANNEL_METHODS.index(v.method) if v.method in CHANNEL_METHODS else 1000 + k
-        adv = grid[(v.method, v.eps / 255)] if v.method in PAPER_METHODS else \
+        adv = grids[group[v]][(v.method, v.eps / 255)] \
+            if v.method in PAPER_METHODS else \
             run_attack(v, attacker, x, y, y_ll, settings, [picture_seed(seed, i, salt) for i in index])
         batch_images[v] = quantize_8bit(adv)
     # Predictions of exactly the saved 8-bit images, all variants in one pass.
@@ -422,7 +406,7 @@ def _attack_batch(batch: list[Picture], index: Sequence[int], clf: Classifier, a
             norm = perturbation(batch_images[v][i], x[i])
             norms[i, j] = torch.tensor([norm["l0"], norm["l2"], norm["linf"]], dtype=torch.float32)
             rec["variants"].append({"name": v.name, "method": v.method, "eps": v.eps if v.method else 0,
-                                    "setting": setting_text(v, settings), "params": variant_params(v, settings),
+                                    "setting": setting_text(v), "params": variant_params(v, settings),
                                     "perturbation": norm,
                                     "file": file, "top5": top5(pr[i:i + 1].cpu(), clf.class_names)[0],
                                     "sha256": digest})

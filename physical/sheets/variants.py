@@ -1,11 +1,12 @@
 """The variants of each picture: which attacks make-sheets runs, with which settings, and their names.
 
-A variant is one image printed per picture: ``clean``, or one attack with one
-setting. Methods with an eps (``EPS_METHODS``) give one variant per eps
-(``bim_e8``); the one-pixel attack one per number of pixels d (``onepixel_d3``);
-cw and lbfgs one each (``cw``). :class:`AttackSettings` holds every attack's
-options (make-sheets' ``--pgd-steps`` and the like); :func:`variant_params` is
-what the manifest records of each variant, and :func:`run_attack` makes it.
+A variant is one image printed per picture: ``clean``, or one method spec
+(:mod:`physical.attacks.spec`) at one setting. Methods with an eps
+(``EPS_METHODS``) give one variant per eps (``bim_e8``); the one-pixel attack one
+per number of pixels d (``onepixel_d3``); the others one each (``cw``). A spec
+that names options names its variants after them (``pgd-steps100_e8``).
+:func:`variant_params` is what the manifest records of each variant, and
+:func:`run_attack` makes it.
 """
 from __future__ import annotations
 
@@ -14,140 +15,180 @@ from typing import Any, Mapping
 
 import torch
 
-from ..attacks import (EOT_DIGITAL, EOT_SAMPLES, EPS_METHODS, cw, eot, eot_ll, eps_steps, lbfgs, onepixel, pgd)
-from ..attacks.cw import CW_C0, CW_CONFIDENCE, CW_LR, CW_SEARCH_STEPS, CW_STEPS
-from ..attacks.lbfgs import LBFGS_C0, LBFGS_SEARCH_STEPS, LBFGS_STEPS
-from ..attacks.onepixel import ONEPIXEL_GENERATIONS, ONEPIXEL_POPULATION, ONEPIXEL_STOP
-from ..attacks.pgd import PGD_RESTARTS, PGD_STEPS
+from ..attacks import (EPS_METHODS, cw, cw_l0, cw_linf, eot, eot_ll, eps_steps, lbfgs, onepixel, pgd)
+from ..attacks.cw import CW_C0, CW_LINF_C0, CW_LINF_C_MAX, CW_LINF_LR, CW_LINF_TAU0, CW_LR
+from ..attacks.lbfgs import LBFGS_C0
+from ..attacks.onepixel import ONEPIXEL_F, ONEPIXEL_STOP
+from ..attacks.spec import METHOD_OPTIONS, MethodSpec, option
+
+# What each method does that no option changes, recorded in the manifest's params beside its options.
+FIXED_PARAMS: dict[str, dict[str, Any]] = {
+    "cw": {"c0": CW_C0, "lr": CW_LR, "grid8": True},
+    "cw_l0": {"c0": CW_C0, "lr": CW_LR, "grid8": True},
+    "cw_linf": {"tau0": CW_LINF_TAU0, "c0": CW_LINF_C0, "c_max": CW_LINF_C_MAX, "lr": CW_LINF_LR, "grid8": True},
+    "lbfgs": {"c0": LBFGS_C0, "grid8": True},
+    "onepixel": {"stop": ONEPIXEL_STOP, "f": ONEPIXEL_F},
+}
 
 
 @dataclass(frozen=True)
 class Variant:
-    """One printed version of a picture: ``method=None`` is the clean picture."""
+    """One printed version of a picture: ``method=None`` is the clean picture.
+
+    ``options``: every option of the method with its value (declaration order); ``named``: the
+    options its spec named, which name the variant (``pgd:steps=100`` -> ``pgd-steps100_e8``), so
+    that the same method at several settings gives variants of their own, while a bare method
+    (its options from the declaration or make-sheets' flags) keeps its plain name (``pgd_e8``).
+    """
 
     method: str | None
     eps: int | None = None       # 0-255 levels, for EPS_METHODS
-    pixels: int | None = None    # d, for onepixel
+    options: tuple[tuple[str, Any], ...] = ()
+    named: tuple[str, ...] = ()
+
+    def opt(self, name: str) -> Any:
+        return dict(self.options)[name]
+
+    @property
+    def axis(self) -> tuple[str, Any] | None:
+        """(suffix, value) of the option that makes one variant per value (onepixel's ``("d", 1)``), if any."""
+        for k, v in self.options:
+            o = option(self.method, k) if self.method else None
+            if o is not None and o.axis:
+                return o.axis, v
+        return None
+
+    @property
+    def pixels(self) -> int | None:
+        """d, for onepixel."""
+        return self.opt("pixels") if self.method == "onepixel" else None
+
+    @property
+    def _base(self) -> str:
+        assert self.method is not None
+        named = [(k, v) for k, v in self.options if k in self.named and not option(self.method, k).axis]
+        return self.method + "".join(f"-{k}{option(self.method, k).text(v)}" for k, v in named)
 
     @property
     def name(self) -> str:
-        """One name for file, slot and manifest: ``clean``, ``bim_e8``, ``onepixel_d1``, ``cw``."""
+        """One name for file, slot and manifest: ``clean``, ``bim_e8``, ``onepixel_d1``, ``cw``,
+        ``pgd-steps100-restarts20_e8``."""
         if self.method is None:
             return "clean"
         if self.eps is not None:
-            return f"{self.method}_e{self.eps}"
-        if self.pixels is not None:
-            return f"{self.method}_d{self.pixels}"
-        return self.method
+            return f"{self._base}_e{self.eps}"
+        if self.axis is not None:
+            return f"{self._base}_{self.axis[0]}{self.axis[1]}"
+        return self._base
 
     @property
     def label(self) -> str:
-        """What the sheet prints under the image: ``bim ε8``, ``onepixel d1``, ``cw``."""
-        return self.name.replace("_e", " ε").replace("_d", " d") if self.method else "clean"
+        """What the sheet prints under the image: ``bim ε8``, ``onepixel d1``, ``cw``, ``pgd steps100 ε8``."""
+        if self.method is None:
+            return "clean"
+        base = self._base.replace("-", " ")
+        if self.eps is not None:
+            return f"{base} ε{self.eps}"
+        if self.axis is not None:
+            return f"{base} {self.axis[0]}{self.axis[1]}"
+        return base
 
 
 @dataclass(frozen=True)
 class AttackSettings:
-    """Every attack's options beyond eps (make-sheets' options of the same names)."""
+    """What the attacks share beyond each variant's options: the channel eot and eot_ll attack through."""
 
     channel: str | Mapping[str, Any] = "typical"   # a preset name or a loaded profile
     channel_name: str = "typical"                  # as the user gave it (a preset or a file path)
-    eot_samples: int = EOT_SAMPLES
-    eot_step_factor: int = 1
-    eot_digital: float = EOT_DIGITAL
-    pgd_steps: int = PGD_STEPS
-    pgd_restarts: int = PGD_RESTARTS
-    cw_steps: int = CW_STEPS
-    cw_search_steps: int = CW_SEARCH_STEPS
-    cw_confidence: float = CW_CONFIDENCE
-    cw_least_likely: bool = False
-    onepixel_pixels: tuple[int, ...] = (1,)
-    onepixel_population: int = ONEPIXEL_POPULATION
-    onepixel_generations: int = ONEPIXEL_GENERATIONS
 
 
-def eot_steps(eps: int, s: AttackSettings) -> int:
-    """Steps of eot and eot_ll at ``eps`` (0-255 levels): the paper's rule times the step factor."""
-    return s.eot_step_factor * eps_steps(eps / 255)
+def paper_steps(eps: int, step_factor: int) -> int:
+    """Steps of bim, ll, eot and eot_ll at ``eps`` (0-255 levels): the paper's rule times the step factor."""
+    return step_factor * eps_steps(eps / 255)
 
 
-def plan_variants(methods: list[str], eps: list[int], settings: AttackSettings) -> list[Variant]:
-    """Clean first, then every method's variants in the order given."""
+def plan_variants(specs: list[MethodSpec], eps: list[int],
+                  defaults: Mapping[str, Mapping[str, Any]] | None = None) -> list[Variant]:
+    """Clean first, then every spec's variants in the order given: one per eps for the methods with eps,
+    one per value of an axis option (onepixel's pixels), else one. ``defaults``: per method, the option
+    values make-sheets' flags set. ValueError when two specs make the same variant."""
     out = [Variant(None)]
-    for m in methods:
-        if m in EPS_METHODS:
-            out += [Variant(m, eps=e) for e in eps]
-        elif m == "onepixel":
-            out += [Variant(m, pixels=d) for d in settings.onepixel_pixels]
-        else:
-            out.append(Variant(m))
+    for spec in specs:
+        values = spec.resolve(defaults)
+        named = tuple(k for k, _ in spec.given)
+        axis = next((o for o in METHOD_OPTIONS[spec.method] if o.axis), None)
+        spread: list[Any] = [None] if axis is None else \
+            list(values[axis.name]) if isinstance(values[axis.name], tuple) else [values[axis.name]]
+        for value in spread:
+            opts = tuple((k, value if axis is not None and k == axis.name else v) for k, v in values.items())
+            for e in (eps if spec.method in EPS_METHODS else [None]):
+                v = Variant(spec.method, e, opts, named)
+                twin = next((w for w in out if w.name == v.name or (w.method, w.eps, w.options) ==
+                             (v.method, v.eps, v.options)), None)
+                if twin is not None:
+                    raise ValueError(f"{spec.text} makes variant {v.name}, the same as {twin.name}: give each "
+                                     "spec of a method different options")
+                out.append(v)
     return out
 
 
-def setting_text(v: Variant, s: AttackSettings) -> str:
-    """The method's own parameter, as every report table shows it: ``ε=8``, ``d=1``, ``κ=0``, ``target ll``."""
-    if v.eps is not None:
-        return f"ε={v.eps}"
-    if v.pixels is not None:
-        return f"d={v.pixels}"
-    if v.method == "cw":
-        return f"κ={s.cw_confidence:g}" + (", target ll" if s.cw_least_likely else "")
-    if v.method == "lbfgs":
-        return "target ll"
-    return ""
+def setting_text(v: Variant) -> str:
+    """The method's own parameters, as every report table shows them: ``ε=8``, ``d=1``, ``κ=0``,
+    ``κ=0, target ll``, ``ε=8, steps=100`` (the options away from their default, and those always shown)."""
+    if v.method is None:
+        return ""
+    parts = [f"ε={v.eps}"] if v.eps is not None else []
+    for k, value in v.options:
+        o = option(v.method, k)
+        if o.axis:
+            parts.append(f"{o.axis}={o.text(value)}")
+        elif o.shown or value != o.default:
+            parts.append(f"{k} {value}" if o.kind is str else f"{o.symbol or k}={o.text(value)}")
+    return ", ".join(parts)
 
 
 def variant_params(v: Variant, s: AttackSettings) -> dict[str, Any]:
-    """What the manifest records of how a variant was made (eps and alpha in 0-255 levels)."""
+    """What the manifest records of how a variant was made: eps and alpha in 0-255 levels, every option,
+    what follows from them (steps by the paper's rule, PGD's alpha) and the method's fixed constants."""
     m = v.method
     if m is None:
         return {}
-    if m == "fast":
-        return {"eps": v.eps}
-    if m in ("bim", "ll"):
-        return {"eps": v.eps, "alpha": 1, "steps": eps_steps(v.eps / 255)}
+    opts = dict(v.options)
+    out: dict[str, Any] = {"eps": v.eps} if v.eps is not None else {}
+    if m in ("bim", "ll", "eot", "eot_ll"):
+        out.update(alpha=1, steps=paper_steps(v.eps, opts["step_factor"]))
     if m in ("eot", "eot_ll"):
-        return {"eps": v.eps, "alpha": 1, "steps": eot_steps(v.eps, s),
-                "channel": s.channel_name, "samples": s.eot_samples, "digital": s.eot_digital}
+        out["channel"] = s.channel_name
     if m == "pgd":
-        return {"eps": v.eps, "steps": s.pgd_steps, "restarts": s.pgd_restarts,
-                "alpha": round(2.5 * v.eps / s.pgd_steps, 6), "random_start": True}
-    if m == "cw":
-        return {"confidence": s.cw_confidence, "steps": s.cw_steps, "search_steps": s.cw_search_steps,
-                "c0": CW_C0, "lr": CW_LR, "target": "least-likely" if s.cw_least_likely else "untargeted",
-                "grid8": True}
-    if m == "lbfgs":
-        return {"target": "least-likely", "c0": LBFGS_C0, "search_steps": LBFGS_SEARCH_STEPS,
-                "max_iter": LBFGS_STEPS, "grid8": True}
-    if m == "onepixel":
-        return {"pixels": v.pixels, "population": s.onepixel_population, "generations": s.onepixel_generations,
-                "stop": ONEPIXEL_STOP, "f": 0.5}
-    raise ValueError(f"unknown method {m}")
+        out.update(alpha=round(2.5 * v.eps / opts["steps"], 6), random_start=True)
+    return {**out, **opts, **FIXED_PARAMS.get(m, {})}
 
 
 def run_attack(v: Variant, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, y_ll: torch.Tensor,
-               s: AttackSettings, seed: int) -> torch.Tensor:
+               s: AttackSettings, seed: Any) -> torch.Tensor:
     """The variant's images of a batch (methods other than the paper's three, which attack_grid makes).
+
+    Each option goes to the attack function as the keyword of its name; ``target`` ``ll`` is the
+    least-likely class ``y_ll`` (``none``: untargeted), ``step_factor`` multiplies the paper's steps.
 
     Shape: x (N, 3, H, W) in [0, 1]; y, y_ll (N,) -> (N, 3, H, W).
     """
-    m = v.method
+    m, opts = v.method, dict(v.options)
+    if "target" in opts:
+        opts["target"] = y_ll if opts["target"] == "ll" else None
     if m in ("eot", "eot_ll"):
-        steps = eot_steps(v.eps, s)
+        steps = paper_steps(v.eps, opts.pop("step_factor"))
         if m == "eot":
-            return eot(model, x, y, v.eps / 255, s.channel, s.eot_samples, steps=steps, seed=seed,
-                       digital=s.eot_digital)
-        return eot_ll(model, x, v.eps / 255, s.channel, s.eot_samples, steps=steps, seed=seed, digital=s.eot_digital)
+            return eot(model, x, y, v.eps / 255, s.channel, steps=steps, seed=seed, **opts)
+        return eot_ll(model, x, v.eps / 255, s.channel, steps=steps, seed=seed, **opts)
     if m == "pgd":
-        return pgd(model, x, y, v.eps / 255, steps=s.pgd_steps, restarts=s.pgd_restarts, seed=seed)
-    if m == "cw":
-        return cw(model, x, y, confidence=s.cw_confidence, steps=s.cw_steps, search_steps=s.cw_search_steps,
-                  target=y_ll if s.cw_least_likely else None)
+        return pgd(model, x, y, v.eps / 255, seed=seed, **opts)
+    if m in ("cw", "cw_l0", "cw_linf"):
+        return {"cw": cw, "cw_l0": cw_l0, "cw_linf": cw_linf}[m](model, x, y, **opts)
     if m == "lbfgs":
-        return lbfgs(model, x, target=y_ll)
+        return lbfgs(model, x, **opts)
     if m == "onepixel":
-        return onepixel(model, x, y, pixels=v.pixels, population=s.onepixel_population,
-                        generations=s.onepixel_generations, seed=seed)
+        return onepixel(model, x, y, seed=seed, **opts)
     raise ValueError(f"run_attack: {m} is made elsewhere")
 
 

@@ -1,0 +1,195 @@
+"""Method specs: one method at several settings in one experiment, each method's options declared once.
+
+The spec parser and its errors, the variants' names and settings, make-sheets' flags as the
+defaults of the bare method, the options reaching the attack function exactly, and the CLI's
+flags and the README's table built from the declarations.
+"""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from typer.testing import CliRunner
+
+from physical.attacks import basic_iterative, eps_steps, pgd
+from physical.attacks.options import Option
+from physical.attacks.spec import (METHOD_OPTIONS, MethodSpec, flag_defaults, method_flags, options_markdown,
+                                   parse_method, parse_methods)
+from physical.cli import app
+from physical.sheets.variants import plan_variants, setting_text
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+# --- the parser ------------------------------------------------------------------------------
+
+def test_a_spec_names_options_in_any_order_and_is_written_back_in_declaration_order():
+    spec = parse_method("pgd:restarts=20:steps=100")
+    assert spec == MethodSpec("pgd", (("steps", 100), ("restarts", 20)))
+    assert spec.text == "pgd:steps=100:restarts=20"
+    assert parse_method("cw:target=ll:confidence=20").given == (("confidence", 20.0), ("target", "ll"))
+    assert parse_method("bim").given == ()
+    assert parse_methods("fast, bim,pgd:steps=100,bim") == [MethodSpec("fast"), MethodSpec("bim"),
+                                                             MethodSpec("pgd", (("steps", 100),))]
+
+
+@pytest.mark.parametrize("text, words", [
+    ("deepfool", ["unknown method 'deepfool'", "fast, bim"]),
+    ("pgd:stepz=3", ["pgd has no option 'stepz'", "steps, restarts"]),
+    ("fast:steps=3", ["fast has no option 'steps'", "none"]),
+    ("pgd:steps", ["'steps' is not name=value"]),
+    ("pgd:steps=0", ["steps=0", "a whole number, at least 1"]),
+    ("pgd:steps=2.5", ["steps=2.5", "a whole number"]),
+    ("cw:target=most", ["target=most", "one of none, ll"]),
+    ("eot:digital=1", ["digital=1", "below 1"]),
+    ("pgd:steps=3:steps=4", ["steps given twice"]),
+])
+def test_a_bad_spec_says_what_is_wrong_and_what_is_allowed(text, words):
+    with pytest.raises(ValueError) as info:
+        parse_method(text)
+    for w in words:
+        assert w in str(info.value)
+
+
+def test_an_option_checks_its_range():
+    o = Option("k", 1, "", kind=float, low=0, high=1, high_open=True)
+    assert o.parse("0.5") == 0.5 and o.check(0) == 0.0
+    for bad in ("1", "-0.1", "nan", "x"):
+        with pytest.raises(ValueError):
+            o.parse(bad)
+    assert Option("n", 1, "", low=1).parse("3") == 3
+    assert isinstance(Option("n", 1, "", low=1).parse("3.0"), int)
+
+
+# --- variants --------------------------------------------------------------------------------
+
+def _names(specs, eps=(8,), **flags):
+    return [v.name for v in plan_variants(parse_methods(specs), list(eps), flag_defaults(flags))]
+
+
+def test_madrys_four_pgd_settings_are_four_variants_with_their_own_names():
+    variants = plan_variants(parse_methods("pgd,pgd:steps=100,pgd:restarts=20,pgd:steps=100:restarts=20"), [8])
+    assert [v.name for v in variants] == ["clean", "pgd_e8", "pgd-steps100_e8", "pgd-restarts20_e8",
+                                          "pgd-steps100-restarts20_e8"]
+    assert [(v.opt("steps"), v.opt("restarts")) for v in variants[1:]] == [(40, 1), (100, 1), (40, 20), (100, 20)]
+    assert [setting_text(v) for v in variants[1:]] == ["ε=8", "ε=8, steps=100", "ε=8, restarts=20",
+                                                       "ε=8, steps=100, restarts=20"]
+    assert [v.label for v in variants[1:]] == ["pgd ε8", "pgd steps100 ε8", "pgd restarts20 ε8",
+                                               "pgd steps100 restarts20 ε8"]
+    # File- and slot-safe names.
+    assert all(re.fullmatch(r"[A-Za-z0-9_.+-]+", v.name) for v in variants)
+
+
+def test_flags_set_the_bare_methods_defaults_and_keep_its_name():
+    assert _names("pgd,pgd:steps=40", pgd_steps=100) == ["clean", "pgd_e8", "pgd-steps40_e8"]
+    bare, named = plan_variants(parse_methods("pgd,pgd:steps=40"), [8], flag_defaults({"pgd_steps": 100}))[1:]
+    assert bare.opt("steps") == 100 and named.opt("steps") == 40
+    assert setting_text(bare) == "ε=8, steps=100"
+    # The old on/off flag, the eot flags shared by eot and eot_ll, the one-pixel list.
+    cw_ll, = plan_variants(parse_methods("cw"), [8], flag_defaults({"cw_least_likely": True}))[1:]
+    assert cw_ll.opt("target") == "ll" and setting_text(cw_ll) == "κ=0, target ll" and cw_ll.name == "cw"
+    eots = plan_variants(parse_methods("eot,eot_ll"), [8], flag_defaults({"eot_samples": 4}))[1:]
+    assert [v.opt("samples") for v in eots] == [4, 4]
+    assert _names("onepixel", onepixel_pixels="1,3") == ["clean", "onepixel_d1", "onepixel_d3"]
+    assert _names("onepixel:pixels=5", onepixel_pixels=[1, 3]) == ["clean", "onepixel_d5"]
+    assert _names("fast,bim,bim:step_factor=2", eps=(4, 8)) == [
+        "clean", "fast_e4", "fast_e8", "bim_e4", "bim_e8", "bim-step_factor2_e4", "bim-step_factor2_e8"]
+
+
+def test_two_specs_that_make_the_same_attack_are_refused():
+    with pytest.raises(ValueError, match="the same as pgd_e8"):
+        plan_variants(parse_methods("pgd,pgd:steps=40"), [8])
+    with pytest.raises(ValueError, match=r"--pgd-steps 0: steps=0: a whole number, at least 1"):
+        flag_defaults({"pgd_steps": 0})
+    with pytest.raises(ValueError, match="unknown attack option 'pgd_stepz'"):
+        flag_defaults({"pgd_stepz": 3})
+
+
+# --- end to end ------------------------------------------------------------------------------
+
+def test_each_variants_options_reach_its_attack_exactly(tmp_path):
+    """One experiment holds pgd at two settings and bim at twice the paper's steps; each saved PNG is
+    exactly what the attack function gives with those options (pgd's per-picture seed as recorded)."""
+    from physical.models import load_model, quantize_8bit
+    from physical.sheets.pictures import load_pictures, picture_images
+    from physical.sheets.run import make_sheets, picture_seed
+
+    r = make_sheets(tmp_path / "p", count=2, methods=["pgd:steps=3", "pgd:steps=4:restarts=2", "bim:step_factor=2"],
+                    eps=[4], seed=1)
+    rec = r.manifest["images"]
+    names = [v["name"] for v in rec[0]["variants"]]
+    assert names == ["clean", "pgd-steps3_e4", "pgd-steps4-restarts2_e4", "bim-step_factor2_e4"]
+    assert r.manifest["attack"]["specs"] == ["pgd:steps=3", "pgd:steps=4:restarts=2", "bim:step_factor=2"]
+    params = {v["name"]: v["params"] for v in rec[0]["variants"]}
+    assert params["pgd-steps4-restarts2_e4"] == {"eps": 4, "steps": 4, "restarts": 2, "alpha": 2.5,
+                                                 "random_start": True}
+    assert params["bim-step_factor2_e4"] == {"eps": 4, "alpha": 1, "steps": 10, "step_factor": 2}
+
+    model = load_model("demo", device="cpu")
+    pictures, _ = load_pictures(model, None, None, 2, 1)
+    x = picture_images(pictures, model)
+    y = torch.tensor([p["label"] for p in rec])
+
+    def png(name):
+        return torch.stack([torch.from_numpy(np.array(Image.open(tmp_path / "p" / f"images/{p['id']}_{name}.png")))
+                            .permute(2, 0, 1).float() / 255 for p in rec])
+
+    for k, (name, steps, restarts) in enumerate([("pgd-steps3_e4", 3, 1), ("pgd-steps4-restarts2_e4", 4, 2)]):
+        seeds = [picture_seed(1, i, 1000 + k) for i in range(2)]
+        want = quantize_8bit(pgd(model, x, y, 4 / 255, steps=steps, restarts=restarts, seed=seeds))
+        assert torch.equal(png(name), want), name
+    want = quantize_8bit(basic_iterative(model, x, y, 4 / 255, steps=2 * eps_steps(4 / 255)))
+    # attack_grid equals basic_iterative to float tolerance: at most a rounding's level apart.
+    assert (png("bim-step_factor2_e4") - want).abs().max().item() <= 1 / 255 + 1e-6
+
+
+def test_the_cli_takes_specs_and_the_old_flags(tmp_path):
+    out = tmp_path / "p"
+    res = CliRunner().invoke(app, ["make-sheets", "--count", "1", "--eps", "8", "--out", str(out), "--methods",
+                                   "cw:steps=3:search_steps=1,cw", "--cw-steps", "2", "--cw-search-steps", "1",
+                                   "--cw-least-likely"], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    variants = json.loads((out / "manifest.json").read_text())["images"][0]["variants"]
+    by = {v["name"]: v for v in variants}
+    assert list(by) == ["clean", "cw-steps3-search_steps1", "cw"]
+    assert by["cw"]["params"]["steps"] == 2 and by["cw"]["params"]["target"] == "ll"
+    assert by["cw-steps3-search_steps1"]["params"]["steps"] == 3
+    assert by["cw"]["setting"] == "κ=0, steps=2, search_steps=1, target ll"
+    bad = CliRunner().invoke(app, ["make-sheets", "--methods", "pgd:steps=0", "--out", str(tmp_path / "q")])
+    assert bad.exit_code != 0 and "error: --methods: pgd:steps=0: steps=0: a whole number, at least 1" in bad.stderr
+    assert not (tmp_path / "q").exists()
+
+
+# --- one declaration -------------------------------------------------------------------------
+
+def test_the_cli_flags_are_the_declared_ones():
+    import typer.main
+
+    command = typer.main.get_command(app).commands["make-sheets"]
+    opts = {o for p in command.params for o in p.opts}
+    for f in method_flags():
+        assert f.cli in opts
+    declared = {f"--{m}-{o.name}".replace("_", "-") for m, options in METHOD_OPTIONS.items() for o in options
+                if o.flag}
+    declared = {d.replace("--eot-ll-", "--eot-") for d in declared}
+    assert declared == {f.cli for f in method_flags()}
+    assert {"--pgd-steps", "--pgd-restarts", "--cw-steps", "--cw-search-steps", "--cw-confidence", "--cw-least-likely",
+            "--eot-samples", "--eot-step-factor", "--eot-digital", "--onepixel-pixels", "--onepixel-population",
+            "--onepixel-generations"} <= opts
+    help_text = next(p for p in command.params if p.name == "methods").help
+    for m, options in METHOD_OPTIONS.items():
+        assert f"{m}: " in help_text
+        for o in options:
+            assert f"{o.name}={o.text(o.default)}" in help_text
+
+
+def test_the_readme_table_is_the_declarations():
+    text = README.read_text(encoding="utf-8")
+    block = re.search(r"<!-- method-options -->\n(.*?)\n<!-- /method-options -->", text, re.S)
+    assert block, "README: the method options table between <!-- method-options --> markers is missing"
+    assert block.group(1) == options_markdown(), "README's method options table is stale: run scripts/readme_options.py"
