@@ -136,7 +136,7 @@ def photos(args: argparse.Namespace) -> None:
             others = [f"demo+{d}" for d in defenses if d != spec] if spec is None else ["demo"]
             make_report(root / "captures", printouts=root / "printouts", artificial=False, models=others,
                         defense_draws=args.draws)
-    print(f"\nThrough the virtual camera: top-1 robust accuracy %, digital / photographed [Wilson 95 %]; "
+    print("\nThrough the virtual camera: top-1 robust accuracy %, digital / photographed [Wilson 95 %]; "
           "destruction (photographed, top-1, average case) with its n.\n")
     print("| defense | attack | mode | clean digital | clean photo | digital | photo | destruction |")
     print("|---|---|---|---|---|---|---|---|")

@@ -155,6 +155,10 @@ def make_sheets_cmd(
     device: Optional[str] = typer.Option(None, help="cpu or cuda (default: cuda when available)."),
     channel: str = typer.Option("typical", help="What eot and eot_ll attack through: a channel preset (mild, "
                                                 "typical, harsh) or a profile from `physical calibrate` (FILE.json)."),
+    targets: Optional[str] = typer.Option(None, "--targets",
+                                          help="ll or all: the target of every targeted method (cw, cw_l0, cw_linf, "
+                                               "pgd, lbfgs); all attacks each picture towards every class, a "
+                                               "variant per class, and draws the target grid (target-grid.pdf)."),
     defense: Optional[str] = typer.Option(None, "--defense",
                                           help="Input-transformation defense in front of the model, steps in order: "
                                                "jpeg:Q, bits:B, median:K, randomize, tvm:P (e.g. bits:4,jpeg:75,randomize). "
@@ -183,7 +187,7 @@ def make_sheets_cmd(
             result = make_sheets(out_dir, model=model, weights=weights, images=images, labels=labels,
                                  count=count, seed=seed, methods=[m.strip() for m in methods.split(",") if m.strip()],
                                  eps=eps, paper=paper, image_size_mm=image_size_mm, batch_size=batch_size,
-                                 device=device, force=force, channel=channel, defense=defense, defense_samples=defense_samples, non_adaptive=non_adaptive,
+                                 device=device, force=force, channel=channel, targets=targets, defense=defense, defense_samples=defense_samples, non_adaptive=non_adaptive,
                                  print_count=print_count, all_pngs=all_pngs, progress=progress, warn=_warn,
                                  **method_options)
     except PhysicalError as exc:
@@ -377,7 +381,7 @@ def report_cmd(
 ) -> None:
     """Classify the crops and compute the paper's accuracy and destruction-rate tables."""
     from .report.run import make_report
-    from .report.terminal import render_gap, render_robust, render_tables
+    from .report.terminal import render_gap, render_robust, render_tables, render_targeted
 
     try:
         with _progress() as bar:
@@ -407,6 +411,8 @@ def report_cmd(
     sources = source_order(f["source"] for f in result.figures)
     for name in result.models:
         for table in render_robust(result.figures, name):
+            out.print(table)
+        for table in render_targeted(result.figures, name):
             out.print(table)
         for source in sources:
             for table in render_tables(result.figures, source, name):

@@ -53,7 +53,7 @@ from safetensors.torch import load_file, save_file
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-from physical.models.demo_net import CIFAR10_CLASSES, CIFAR10_MEAN, CIFAR10_STD, ResNet20  # noqa: E402
+from physical.models.demo_net import ARCHITECTURES, CIFAR10_CLASSES, CIFAR10_MEAN, CIFAR10_STD, build_net  # noqa: E402
 
 OUT_WEIGHTS = REPO / "physical" / "data" / "demo_resnet20.safetensors"
 
@@ -180,6 +180,16 @@ def soft_targets(teacher: torch.nn.Module, xb: torch.Tensor, temperature: float)
         return F.softmax(teacher(xb) / temperature, dim=1)
 
 
+HALF_SEED = 54321
+
+
+def training_half(n: int, half: int) -> torch.Tensor:
+    """The sorted indices of one half (0 or 1) of n training pictures: disjoint halves whatever the
+    training seed (one fixed permutation, split in two)."""
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(HALF_SEED))
+    return (order[:n // 2] if half == 0 else order[n // 2:]).sort().values
+
+
 def lr_at(step: int, total: int, peak: float, warmup: int) -> float:
     if step < warmup:
         return peak * (step + 1) / warmup
@@ -188,12 +198,12 @@ def lr_at(step: int, total: int, peak: float, warmup: int) -> float:
 
 
 def load_net(path: Path) -> torch.nn.Module:
-    """A ResNet-20 from a weights file this script wrote (its width read from the metadata)."""
+    """A network from a weights file this script wrote (its architecture and width read from the metadata)."""
     from safetensors import safe_open
 
     with safe_open(str(path), "pt") as f:
-        width = int((f.metadata() or {}).get("width", 16))
-    net = ResNet20(width=width)
+        meta = f.metadata() or {}
+    net = build_net(meta.get("architecture", "ResNet20"), int(meta["width"]) if "width" in meta else None)
     net.load_state_dict(load_file(str(path)))
     return net
 
@@ -222,7 +232,13 @@ def main() -> None:
                    help="start from these weights (a .safetensors file) instead of a random init")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
-    p.add_argument("--width", type=int, default=16, help="the first stage's width (16: ResNet-20)")
+    p.add_argument("--arch", choices=sorted(ARCHITECTURES), default="ResNet20",
+                   help="the network: ResNet20 (the demo's) or SmallVGG (plain convolutions, for transfer tables)")
+    p.add_argument("--width", type=int, default=None,
+                   help="the first stage's width (default: the architecture's, 16 for ResNet20, 32 for SmallVGG)")
+    p.add_argument("--half", type=int, choices=(0, 1), default=None,
+                   help="train on one half of the training pictures (a seeded split, the same for both halves: "
+                        "Szegedy et al.'s cross-training-set models)")
     p.add_argument("--adv-eps", type=float, default=0.0,
                    help="adversarial training at this L-inf eps (levels of 255; the inner attack is --adv-method)")
     p.add_argument("--adv-method", choices=sorted(TRAINING_ATTACKS), default="pgd2",
@@ -253,11 +269,16 @@ def main() -> None:
         keep[held] = False
         x_guard, y_guard = xtr[held].to(dev), ytr[held].to(dev)
         xtr, ytr = xtr[keep], ytr[keep]
+    if args.half is not None:
+        part = training_half(len(xtr), args.half)
+        xtr, ytr = xtr[part], ytr[part]
+        print(f"half {args.half}: {len(xtr)} training pictures", flush=True)
     xtr, ytr, xte, yte = xtr.to(dev), ytr.to(dev), xte.to(dev), yte.to(dev)
     teacher = load_net(args.teacher).to(dev).eval() if args.teacher is not None else None
 
     torch.manual_seed(args.seed)
-    model = ResNet20(width=args.width)
+    model = build_net(args.arch, args.width)
+    width = args.width if args.width is not None else ARCHITECTURES[args.arch][1]
     if args.init is not None:
         model.load_state_dict(load_file(str(args.init)))
     model = model.to(device=dev, memory_format=torch.channels_last)
@@ -335,12 +356,13 @@ def main() -> None:
     acc = evaluate(model, xte, yte)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     meta = {
-        "architecture": "ResNet20", "dataset": "CIFAR-10 (JPEG ImageFolder)",
+        "architecture": args.arch, "dataset": "CIFAR-10 (JPEG ImageFolder)" + (
+            f", training half {args.half} (split seed {HALF_SEED})" if args.half is not None else ""),
         "test_top1": f"{acc:.4f}", "epochs": str(args.epochs), "seed": str(args.seed),
         "train_minutes": f"{elapsed / 60:.1f}", "threads": str(torch.get_num_threads()),
         "init": args.init.name if args.init else "random", "lr": str(args.lr), "wd": str(args.wd),
         "warmup_epochs": str(args.warmup_epochs),
-        "width": str(args.width), "device": str(dev), "label_smoothing": str(smoothing),
+        "width": str(width), "device": str(dev), "label_smoothing": str(smoothing),
         "defense": (f"adversarial training, {ADV_NAMES[args.adv_method]}, "
                     f"eps {args.adv_eps:g}/255" + (f"; {stopped}" if stopped else "") if eps > 0 else
                     f"defensive distillation at T = {args.temperature:g} from {args.teacher.name}"

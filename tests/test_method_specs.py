@@ -193,3 +193,68 @@ def test_the_readme_table_is_the_declarations():
     block = re.search(r"<!-- method-options -->\n(.*?)\n<!-- /method-options -->", text, re.S)
     assert block, "README: the method options table between <!-- method-options --> markers is missing"
     assert block.group(1) == options_markdown(), "README's method options table is stale: run scripts/readme_options.py"
+
+
+# --- every target ----------------------------------------------------------------------------
+
+def test_target_all_makes_a_variant_per_class():
+    variants = plan_variants(parse_methods("cw:target=all,pgd:steps=5:target=all"), [8], classes=["cat", "dog", "owl"])
+    assert [v.name for v in variants] == ["clean", "cw_t0", "cw_t1", "cw_t2", "pgd-steps5_t0_e8", "pgd-steps5_t1_e8",
+                                          "pgd-steps5_t2_e8"]
+    assert [v.target_class for v in variants[1:]] == [0, 1, 2, 0, 1, 2]
+    assert variants[2].label == "cw →dog" and variants[6].label == "pgd steps5 →owl ε8"
+    assert setting_text(variants[2]) == "κ=0, target dog"
+    with pytest.raises(ValueError, match="target all makes a variant per class, 21 for this model"):
+        plan_variants(parse_methods("cw:target=all"), [8], classes=[str(k) for k in range(21)])
+    # --targets sets the targeted methods' default and leaves the others alone.
+    from physical.attacks.spec import targets_defaults
+
+    assert targets_defaults("all", ["fast", "cw", "pgd"]) == {"cw": {"target": "all"}, "pgd": {"target": "all"}}
+    with pytest.raises(ValueError, match="none of the methods is targeted"):
+        targets_defaults("all", ["fast", "bim"])
+    with pytest.raises(ValueError, match="choose ll"):
+        targets_defaults("some", ["cw"])
+
+
+def test_targets_all_end_to_end_the_grid_and_the_targeted_success(tmp_path):
+    """--targets all with pgd: a variant per class with its target recorded, the diagonal the picture
+    itself, target-grid.pdf drawn, and the report's targeted success counted from exactly those files."""
+    import pypdfium2 as pdfium
+
+    from physical.report.run import make_report
+    from physical.sheets.run import make_sheets
+
+    r = make_sheets(tmp_path / "p", count=3, methods=["pgd:steps=5"], eps=[8], targets="all", seed=3)
+    m = r.manifest
+    assert m["attack"]["targets"] == "all" and m["layout"]["target_grid"] == "target-grid.pdf"
+    assert len(pdfium.PdfDocument(str(tmp_path / "p" / "target-grid.pdf"))) == 1
+    hits, n = 0, 0
+    for rec in m["images"]:
+        by = {v["name"]: v for v in rec["variants"]}
+        assert [by[f"pgd-steps5_t{k}_e8"]["target"] for k in range(10)] == list(range(10))
+        own = by[f"pgd-steps5_t{rec['label']}_e8"]
+        assert own["perturbation"] == {"l0": 0, "l2": 0.0, "linf": 0}      # the diagonal: the picture itself
+        for k in range(10):
+            if k != rec["label"]:
+                n += 1
+                hits += by[f"pgd-steps5_t{k}_e8"]["top5"][0]["index"] == k
+    assert hits >= n // 2                          # 5 steps at eps 8 reach most targets on the demo model
+
+    rep = make_report(tmp_path / "c", printouts=tmp_path / "p", simulated_only=True, artificial=False)
+    rows = [f for f in rep.figures if f["table"] == "targeted" and f["variant"] == "digital_adv"
+            and f["source"] == rep.figures[0]["source"]]
+    assert len(rows) == 10
+    assert sum(f["k"] for f in rows) == hits and sum(f["n"] for f in rows) == n
+    # Made again without targets: the old grid goes with the old experiment.
+    make_sheets(tmp_path / "p", count=1, methods=["fast"], eps=[8], force=True)
+    assert not (tmp_path / "p" / "target-grid.pdf").exists()
+
+
+def test_experiments_made_before_targets_were_recorded_still_count_their_least_likely_target():
+    from physical.report.figures import variant_targets
+
+    manifest = {"images": [{"id": "a", "label": 1, "least_likely": 7, "variants": [
+        {"name": "clean", "method": None}, {"name": "cw", "method": "cw", "params": {"target": "least-likely"}},
+        {"name": "lbfgs", "method": "lbfgs", "params": {"target": "least-likely"}},
+        {"name": "pgd_e8", "method": "pgd", "params": {"eps": 8}}]}]}
+    assert variant_targets(manifest) == {("a", "cw"): 7, ("a", "lbfgs"): 7}

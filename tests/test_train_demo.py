@@ -102,3 +102,26 @@ def test_tiny_runs_write_the_defense_they_name(train_demo, tmp_path, monkeypatch
     assert meta["student"]["defense"] == "defensive distillation at T = 20 from teacher.safetensors"
     assert train_demo.load_net(tmp_path / "student.safetensors").stem[0].out_channels == 8
     shutil.rmtree(data)
+
+
+def test_the_halves_are_disjoint_and_cover_the_training_set(train_demo):
+    a, b = train_demo.training_half(1001, 0), train_demo.training_half(1001, 1)
+    assert len(a) == 500 and len(b) == 501
+    assert sorted(torch.cat([a, b]).tolist()) == list(range(1001))
+    assert torch.equal(a, train_demo.training_half(1001, 0))          # the same split every time
+
+
+def test_a_tiny_vgg_on_one_half_records_its_architecture_and_loads_back(train_demo, tmp_path, monkeypatch):
+    from physical.models.demo_net import SmallVGG
+
+    data = _tiny_cifar(tmp_path / "cifar")
+    _train(train_demo, monkeypatch, "--data", str(data), "--epochs", "1", "--batch", "16", "--warmup-epochs", "1",
+           "--arch", "SmallVGG", "--width", "8", "--half", "1", "--work-dir", str(tmp_path / "w"),
+           "--out", str(tmp_path / "vgg.safetensors"))
+    with safe_open(str(tmp_path / "vgg.safetensors"), "pt") as f:
+        meta = f.metadata()
+    assert meta["architecture"] == "SmallVGG" and meta["width"] == "8"
+    assert meta["dataset"].endswith("training half 1 (split seed 54321)")
+    net = train_demo.load_net(tmp_path / "vgg.safetensors")
+    assert isinstance(net, SmallVGG) and net.features[0].out_channels == 8
+    shutil.rmtree(data)

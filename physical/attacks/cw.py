@@ -36,11 +36,11 @@ CW_C0 = 0.1          # c of the first round; Carlini and Wagner start at 1e-3 wi
 CW_LR = 0.01
 
 # The options make-sheets gives each of the three (the rest keep their defaults). ``target``: none
-# (untargeted) or ll, the least-likely class of the clean image.
+# (untargeted), ll (the least-likely class of the clean image) or all (a variant per class).
 _CONFIDENCE = Option("confidence", CW_CONFIDENCE, "kappa, the logit margin past the boundary to reach", kind=float,
                      low=0, symbol="κ", shown=True)
-_TARGET = Option("target", "none", "none (untargeted) or ll (targeted at the least-likely class)", kind=str,
-                 choices=("none", "ll"))
+_TARGET = Option("target", "none", "none (untargeted), ll (targeted at the least-likely class) or all (one "
+                 "variant per class, each picture attacked towards it)", kind=str, choices=("none", "ll", "all"))
 OPTIONS = (
     replace(_CONFIDENCE, flag=True),
     Option("steps", CW_STEPS, "Adam steps (learning rate 0.01) for each value of c", low=1, flag=True),

@@ -39,8 +39,8 @@ LBFGS_SEARCH_STEPS = 6
 LBFGS_STEPS = 100
 
 OPTIONS = (
-    Option("target", "ll", "the class it aims at: the least-likely class of the clean image (Szegedy et al.'s "
-           "attack is targeted)", kind=str, choices=("ll",), shown=True),
+    Option("target", "ll", "the class it aims at (Szegedy et al.'s attack is targeted): ll, the least-likely class "
+           "of the clean image, or all (one variant per class)", kind=str, choices=("ll", "all"), shown=True),
     Option("search_steps", LBFGS_SEARCH_STEPS, "values of c tried per image (line search)", low=1),
     Option("max_iter", LBFGS_STEPS, "L-BFGS-B iterations at most per value of c", low=1),
 )

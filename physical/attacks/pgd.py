@@ -37,8 +37,8 @@ OPTIONS = (
            "confidence, Madry et al.'s CW+)", kind=str, choices=("ce", "cw")),
     Option("confidence", 0.0, "kappa, the logit margin the cw loss asks for past the boundary", kind=float, low=0,
            symbol="κ"),
-    Option("target", "none", "none (untargeted) or ll (targeted at the least-likely class)", kind=str,
-           choices=("none", "ll")),
+    Option("target", "none", "none (untargeted), ll (targeted at the least-likely class) or all (one variant per "
+           "class, each picture attacked towards it)", kind=str, choices=("none", "ll", "all")),
 )
 
 

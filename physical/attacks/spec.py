@@ -193,6 +193,29 @@ def flag_defaults(values: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     return out
 
 
+# --targets all makes a variant per class: a grid of pictures x classes, for models with few classes.
+MAX_TARGET_CLASSES = 20
+
+
+def targeted_methods() -> tuple[str, ...]:
+    """The methods that can attack towards every class (a ``target`` option that takes ``all``)."""
+    return tuple(m for m in METHODS for o in METHOD_OPTIONS[m] if o.name == "target" and "all" in o.choices)
+
+
+def targets_defaults(targets: str | None, methods: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """make-sheets' ``--targets ll|all``: the target of every targeted method among ``methods``
+    (its spec may still name another). ValueError for another value."""
+    if targets is None:
+        return {}
+    if targets not in ("ll", "all"):
+        raise ValueError(f"--targets {targets}: choose ll (the least-likely class) or all (every class)")
+    chosen = [m for m in methods if m in targeted_methods()]
+    if not chosen:
+        raise ValueError(f"--targets {targets}: none of the methods is targeted; use it with "
+                         f"{', '.join(targeted_methods())}")
+    return {m: {"target": targets} for m in chosen}
+
+
 def methods_help() -> str:
     """The --methods help: every method and its options, from the declarations."""
     parts = []

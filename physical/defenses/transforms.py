@@ -20,7 +20,6 @@ from __future__ import annotations
 from typing import Callable
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 # Xie et al. resized 299 px pictures to [299, 331) px and padded them to 331: the ratio scales to any input size.

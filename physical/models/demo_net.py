@@ -62,3 +62,41 @@ class ResNet20(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.layers(self.stem(x))
         return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
+
+
+class SmallVGG(nn.Module):
+    """A small VGG-style network (Simonyan and Zisserman 2015): plain 3x3 convolutions, no shortcuts.
+
+    Three stages of two conv-BN-ReLU layers, widths w/2w/4w (32/64/128), each followed by 2x2 max
+    pooling, then global average pooling and one linear layer: 0.29 M parameters at w = 32, about
+    the demo ResNet-20's compute. The transfer tables' model of another architecture.
+
+    Input: normalised images (N, 3, 32, 32). Output: logits (N, 10).
+    """
+
+    def __init__(self, num_classes: int = 10, width: int = 32) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        c_in = 3
+        for c_out in (width, 2 * width, 4 * width):
+            for _ in range(2):
+                layers += [nn.Conv2d(c_in, c_out, 3, 1, 1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU()]
+                c_in = c_out
+            layers.append(nn.MaxPool2d(2))
+        self.features = nn.Sequential(*layers)
+        self.fc = nn.Linear(c_in, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(torch.flatten(F.adaptive_avg_pool2d(self.features(x), 1), 1))
+
+
+# The demo models' architectures by the name their weights' metadata records, with the default width.
+ARCHITECTURES = {"ResNet20": (ResNet20, 16), "SmallVGG": (SmallVGG, 32)}
+
+
+def build_net(architecture: str = "ResNet20", width: int | None = None) -> nn.Module:
+    """An untrained demo network of the named architecture (``ARCHITECTURES``) and first-stage width."""
+    if architecture not in ARCHITECTURES:
+        raise ValueError(f"unknown demo architecture {architecture!r}; choose from {', '.join(ARCHITECTURES)}")
+    cls, default = ARCHITECTURES[architecture]
+    return cls(width=default if width is None else width)

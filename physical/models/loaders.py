@@ -61,7 +61,7 @@ def _load_demo(spec: str = "demo") -> Classifier:
     from safetensors import safe_open
     from safetensors.torch import load_file
 
-    from .demo_net import CIFAR10_CLASSES, CIFAR10_MEAN, CIFAR10_STD, ResNet20
+    from .demo_net import CIFAR10_CLASSES, CIFAR10_MEAN, CIFAR10_STD, build_net
 
     file, how = DEMO_MODELS[spec]
     ref = resources.files("physical").joinpath(f"data/{file}")
@@ -71,8 +71,8 @@ def _load_demo(spec: str = "demo") -> Classifier:
                 f"the {spec} model's weights are missing ({path}); reinstall physical, "
                 f"or train them with {how}")
         with safe_open(str(path), "pt") as f:
-            width = int((f.metadata() or {}).get("width", 16))
-        net = ResNet20(width=width)
+            meta = f.metadata() or {}
+        net = build_net(meta.get("architecture", "ResNet20"), int(meta["width"]) if "width" in meta else None)
         net.load_state_dict(load_file(str(path)))
         digest = sha256_file(path)
     return Classifier(net, model_id=spec, class_names=CIFAR10_CLASSES, input_size=(32, 32),

@@ -30,6 +30,7 @@ module; of each other, only the artificial sweeps import :mod:`.plots` (to draw)
 from __future__ import annotations
 
 import copy
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping, NamedTuple, Sequence
@@ -181,6 +182,21 @@ def with_perturbations(manifest: dict[str, Any], printouts: Path,
     return out
 
 
+def variant_targets(manifest: dict[str, Any]) -> dict[tuple[str, str], int]:
+    """(image id, variant) -> the class the picture was attacked towards, for targeted variants: what
+    make-sheets records as ``target``; in experiments made before it did, the least-likely class of
+    the variants whose params say so (cw with --cw-least-likely, lbfgs)."""
+    out: dict[tuple[str, str], int] = {}
+    for rec in manifest["images"]:
+        for v in rec["variants"]:
+            target = v.get("target")
+            if target is None and (v.get("params") or {}).get("target") == "least-likely":
+                target = rec.get("least_likely")
+            if target is not None:
+                out[(rec["id"], v["name"])] = int(target)
+    return out
+
+
 def tables(manifest: dict[str, Any], digital: dict[tuple[str, str], Top5],
            observations: Sequence[Observation], labels: Mapping[str, int] | None = None) -> list[dict[str, Any]]:
     """The accuracy and destruction-rate figures of one model and one source of transformed images.
@@ -190,9 +206,12 @@ def tables(manifest: dict[str, Any], digital: dict[tuple[str, str], Top5],
     labels: image id -> true class, for pictures beyond the manifest's (``--print-count``: those
     attacked but not printed); default the manifest's.
     Returns flat records: {case, table, the :class:`Cell`'s fields (attack, method, eps, setting, l2,
-    linf), metric, variant, rate (Rate)}, the cells in table order.
+    linf), metric, variant, rate (Rate)}, the cells in table order. Targeted variants
+    (:func:`variant_targets`) also get table ``targeted``: the targeted success rate (top-1 is the
+    target), ``digital_adv`` and ``transformed_adv``, over the pictures whose target is not their class.
     """
     labels = labels if labels is not None else {rec["id"]: int(rec["label"]) for rec in manifest["images"]}
+    targets = variant_targets(manifest)
     by_variant: dict[str, list[Observation]] = {}
     for o in observations:
         by_variant.setdefault(o.variant, []).append(o)
@@ -225,6 +244,12 @@ def tables(manifest: dict[str, Any], digital: dict[tuple[str, str], Top5],
                     [digital[(o.image_id, "clean")].ok(labels[o.image_id], k) for o in adv_c],
                     [digital[(o.image_id, name)].ok(labels[o.image_id], k) for o in adv_c],
                     [o.top5.ok(labels[o.image_id], k) for o in adv_c]))
+        if any((i, name) in targets for i in seen):
+            aimed = [i for i in seen if (i, name) in targets and targets[(i, name)] != labels[i]]
+            add(cell, "average", "targeted", "top1", "digital_adv",
+                accuracy(digital[(i, name)].ok(targets[(i, name)], 1) for i in aimed))
+            add(cell, "average", "targeted", "top1", "transformed_adv",
+                accuracy(o.top5.ok(targets[(o.image_id, name)], 1) for o in adv_obs if o.image_id in set(aimed)))
     return records
 
 
@@ -306,6 +331,25 @@ def cells_in_order(figures: Sequence[dict[str, Any]]) -> list[Cell]:
             t = typed_row(f)
             seen[f["attack"]] = Cell(*(t[key] for key in Cell._fields))
     return sorted(seen.values(), key=lambda c: method_rank(c.method))
+
+
+def targeted_groups(rows: Sequence[dict[str, Any]]) -> list[tuple[str, list[dict[str, Any]]]]:
+    """The rows of table ``targeted`` by what a reader compares: one group per targeted variant, except
+    that the variants of one spec with ``target=all`` (``cw_t0`` ... ``cw_t9``) form one group, labelled
+    ``"C&W κ=0, every target"``. In table order."""
+    groups: dict[str, tuple[str, list[dict[str, Any]]]] = {}
+    for cell in cells_in_order(rows):
+        mine = [r for r in rows if r["attack"] == cell.attack]
+        base, hit = re.subn(r"_t\d+(?=_e\d+$|$)", "", cell.attack)
+        setting = ", ".join(p for p in cell.setting.split(", ") if not p.startswith("target ")) if hit else cell.setting
+        label = cell_label(cell.method, setting) + (", every target" if hit else "")
+        groups.setdefault(base if hit else cell.attack, (label, []))[1].extend(mine)
+    return list(groups.values())
+
+
+def pooled(rows: Sequence[dict[str, Any]]) -> Rate:
+    """The rate of several figure rows counted together (sum of k over sum of n)."""
+    return Rate(sum(int(r["k"]) for r in rows), sum(int(r["n"]) for r in rows))
 
 
 def series_of(method: str, setting: str) -> tuple[str, str]:

@@ -25,8 +25,8 @@ from typing import Any
 from ..attacks import method_rank
 from ..files import write_atomic
 from .figures import (DIGITAL, METHOD_NAMES, attacked_model_id, MIN_GAP_N, Cell, cell_label, cells_in_order, gap_text, norm_text,
-                      optional_number, rate_of, robust_accuracy, setting_of, sim_to_real_gap, source_label,
-                      source_order, typed_row, variant_cells)
+                      optional_number, pooled, rate_of, robust_accuracy, setting_of, sim_to_real_gap, source_label,
+                      source_order, targeted_groups, typed_row, variant_cells)
 from .metrics import Rate
 
 HTML_NAME = "report.html"
@@ -219,6 +219,22 @@ def robust_table(rows: Sequence[dict[str, Any]], names: dict[str, str]) -> str:
         body.append(f"<tr>{label}{tds}</tr>")
     return ('<div class="scroll"><table class="fig robust"><thead><tr><th scope="col">images</th>'
             '<th scope="col" title="mean L-infinity of the printed perturbation, 0-255 levels">L&infin;</th>'
+            f"{head}</tr></thead><tbody>{''.join(body)}</tbody></table></div>")
+
+
+def targeted_table(rows: Sequence[dict[str, Any]]) -> str:
+    """One model's targeted success (table ``targeted``): a row per targeted variant (a spec's
+    ``--targets all`` variants pooled), digital beside every source; cells: % [95% interval] and n."""
+    sources = source_order(r["source"] for r in rows)
+    head = '<th scope="col" class="dig">digital</th>' + "".join(
+        f'<th scope="col">{e(source_label(s))}</th>' for s in sources)
+    body = []
+    for label, group in targeted_groups(rows):
+        digital = pooled([r for r in group if r["variant"] == "digital_adv" and r["source"] == sources[0]])
+        tds = "".join(_robust_cell(pooled([r for r in group if r["variant"] == "transformed_adv" and r["source"] == s]))
+                      for s in sources)
+        body.append(f'<tr><th scope="row">{e(label)}</th>{_robust_cell(digital)}{tds}</tr>')
+    return ('<div class="scroll"><table class="fig robust"><thead><tr><th scope="col">attack</th>'
             f"{head}</tr></thead><tbody>{''.join(body)}</tbody></table></div>")
 
 
@@ -599,6 +615,16 @@ def render_html(*, manifest: dict[str, Any], figures: Sequence[dict[str, Any]],
             parts.append(f'<h3 id="{sid}-robust">Table {table_no}. Robust accuracy, top-1 % [95% interval], average '
                          f'case <span class="muted">&middot; digital vs {e(what)} &middot; model {e(model)}</span></h3>')
             parts.append(robust_table(robust, names) + f'<div class="legend">{LEGEND_ROBUST}</div>')
+        aimed = [r for r in fig if r["table"] == "targeted"]
+        if aimed:
+            table_no += 1
+            sub.append((f"{sid}-targeted", "Targeted success"))
+            parts.append(f'<h3 id="{sid}-targeted">Table {table_no}. Targeted success: % classified as the target '
+                         f'[95% interval] <span class="muted">&middot; digital vs {e(what)} &middot; model '
+                         f'{e(model)}</span></h3>')
+            parts.append(targeted_table(aimed) + '<div class="legend">Over the pictures whose target is not their '
+                         "own class; a spec's variants with <code>--targets all</code> pooled over every target "
+                         "(the grid of each: <code>target-grid.pdf</code> beside the sheets).</div>")
         for case in ("average", "prefiltered"):
             table_no += 1
             tid = f"{sid}-acc-{case}"

@@ -5,8 +5,8 @@ from typing import Any, Sequence
 
 from rich.text import Text
 
-from .figures import (DIGITAL, MIN_GAP_N, cell_label, cells_in_order, gap_text, lookup, norm_text, rate_of,
-                      robust_accuracy, robust_label, sim_to_real_gap, source_label, source_order)
+from .figures import (DIGITAL, MIN_GAP_N, cell_label, cells_in_order, gap_text, lookup, norm_text, pooled, rate_of,
+                      robust_accuracy, robust_label, sim_to_real_gap, source_label, source_order, targeted_groups)
 from .metrics import Rate
 
 
@@ -94,6 +94,32 @@ def render_robust(figures: Sequence[dict[str, Any]], model: str | None = None) -
         first = next(iter(by_source.values()))
         table.add_row(robust_label(first), norm_text(first["linf"]) if first["method"] else "",
                       *(_rate_cell(rate_of(by_source[s])) if s in by_source else "" for s in sources))
+    return [table]
+
+
+def render_targeted(figures: Sequence[dict[str, Any]], model: str | None = None) -> list[Any]:
+    """The targeted success rates of one model (table ``targeted`` of the figures): per targeted variant
+    (the variants of one spec with ``target=all`` pooled, :func:`~physical.report.figures.targeted_groups`),
+    the share of its images classified as their target, digital beside every source; none without
+    targeted variants."""
+    from rich.table import Table
+
+    model = model or (figures[0]["model"] if figures else None)
+    mine = [f for f in figures if f["model"] == model and f["table"] == "targeted"]
+    if not mine:
+        return []
+    sources = source_order(f["source"] for f in mine)
+    table = Table(title=f"Targeted success: % classified as the target with 95% interval ({model}); over the "
+                        "pictures whose target is not their own class (--targets all: every target pooled)",
+                  title_justify="left")
+    table.add_column("method, setting")
+    for s in ["digital", *sources]:
+        table.add_column("digital" if s == "digital" else source_label(s), justify="right")
+    for label, rows in targeted_groups(mine):
+        digital = pooled([f for f in rows if f["variant"] == "digital_adv"])
+        by_source = {s: pooled([f for f in rows if f["variant"] == "transformed_adv" and f["source"] == s])
+                     for s in sources}
+        table.add_row(label, _rate_cell(digital), *(_rate_cell(by_source[s]) for s in sources))
     return [table]
 
 

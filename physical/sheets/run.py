@@ -41,6 +41,7 @@ from .manifest import FORMAT, FORMAT_VERSION, IMAGES_DIR, MANIFEST_NAME, image_f
 from .pdf import merge_pdfs, write_sheets_pdf
 from .digital import DIGITAL_NAME, PRINT_RULE, DigitalTable, print_sample, read_digital, write_digital
 from .pictures import Picture, is_readable, load_pictures, picture_images
+from .target_grid import GRID_NAME, grid_cells, write_target_grid
 from .variants import (AttackSettings, paper_steps, perturbation, plan_variants, run_attack, setting_text,
                        variant_params)
 
@@ -115,6 +116,7 @@ def make_sheets(
     device: str | None = None,
     force: bool = False,
     channel: str | Path = "typical",
+    targets: str | None = None,
     defense: str | None = None,
     defense_samples: int = DEFENSE_SAMPLES,
     non_adaptive: bool = False,
@@ -135,6 +137,9 @@ def make_sheets(
     ``method_options``: make-sheets' flags as keywords (``pgd_steps=100``, ``eot_samples=4``,
     ``onepixel_pixels=(1, 3)``, ``cw_least_likely=True``: :func:`~physical.attacks.spec.method_flags`),
     the defaults of every variant of their method; a spec's options override them.
+    ``targets`` (``ll`` or ``all``) sets the target of every targeted method (cw, cw_l0, cw_linf, pgd,
+    lbfgs); ``all`` makes a variant per class (``cw_t3``), every picture attacked towards it (its own
+    class: the picture itself), and the target grid ``target-grid.pdf``.
     ``channel`` (a preset name or a profile file from ``physical calibrate``) is what the EoT
     methods (``eot``, ``eot_ll``) attack through.
     ``defense`` (``--defense SPEC``, :mod:`physical.defenses`) puts input transformations in front of
@@ -153,19 +158,21 @@ def make_sheets(
         eps = parse_eps_levels(eps)
     except ValueError as exc:
         raise PhysicalError(f"--eps: {exc}") from None
-    from ..attacks.spec import flag_defaults, parse_methods
+    from ..attacks.spec import flag_defaults, parse_methods, targets_defaults
 
     try:
         specs = parse_methods(methods)
     except ValueError as exc:
         raise PhysicalError(f"--methods: {exc}") from None
-    try:
-        defaults = flag_defaults(method_options)
-    except ValueError as exc:
-        raise PhysicalError(str(exc)) from None
     methods = list(dict.fromkeys(sp.method for sp in specs))
     try:
-        variants = plan_variants(specs, eps, defaults)
+        defaults = flag_defaults(method_options)
+        for m, opts in targets_defaults(targets, methods).items():
+            defaults.setdefault(m, {}).update(opts)
+    except ValueError as exc:
+        raise PhysicalError(str(exc)) from None
+    try:
+        plan_variants(specs, eps, defaults)        # spec errors before minutes of loading
     except ValueError as exc:
         raise PhysicalError(f"--methods: {exc}") from None
     if paper not in PAPER_SIZES_MM:
@@ -215,6 +222,10 @@ def make_sheets(
     keep_png = set(range(len(pictures))) if print_count is None or all_pngs else set(printed)
     experiment_id = gather(w, new_experiment_id())[0]     # rank 0's, on every rank
     settings = AttackSettings(channel=eot_channel if eot_channel is not None else "typical", channel_name=str(channel))
+    try:
+        variants = plan_variants(specs, eps, defaults, clf.class_names)
+    except ValueError as exc:
+        raise PhysicalError(f"--methods: {exc}") from None
 
     # Pre-flight the layout before minutes of attacking: a picture that cannot
     # fit a page is an error the user should see at once.
@@ -295,6 +306,11 @@ def make_sheets(
                 merge_pdfs([staging / p for p in parts_pdf], staging / PDF_NAME)
                 for p in parts_pdf:
                     (staging / p).unlink()
+            wanted = grid_cells(records)
+            grid_pages = write_target_grid(staging / GRID_NAME, records,
+                                           {(r["id"], v["name"]): _read_png(staging / v["file"]) for r in records
+                                            for v in r["variants"] if (r["id"], v["name"]) in wanted},
+                                           clf.class_names, labels_map, f"{clf.model_id} · {experiment_id}", paper)
             if print_count is not None:
                 write_digital(staging / DIGITAL_NAME, digital_parts, [v.name for v in variants],
                               [p.id for p in pictures], [p.source for p in pictures], clf.class_names, printed)
@@ -317,7 +333,7 @@ def make_sheets(
                     "steps": {str(e): eps_steps(e / 255) for e in eps},
                     "labels": labels_source, "images": str(images) if images is not None else None,
                     "count": count, "seed": seed, "seeds": SEED_RULE,
-                    "specs": [sp.text for sp in specs],
+                    "specs": [sp.text for sp in specs], "targets": targets,
                     **({"eot": {"channel": str(channel), "samples": eot_bare["samples"], "digital": eot_bare["digital"],
                                 "steps": {str(e): paper_steps(e, eot_bare["step_factor"]) for e in eps},
                                 "profile_fitted_on": eot_channel["fitted_on"] if isinstance(eot_channel, dict)
@@ -329,6 +345,7 @@ def make_sheets(
                               "pngs": "all" if all_pngs else "printed", "digital": DIGITAL_NAME}}
                    if print_count is not None else {}),
                 "layout": {"paper": paper, "image_size_mm": image_size_mm, "pdf": PDF_NAME,
+                           **({"target_grid": GRID_NAME} if grid_pages else {}),
                            "units": "mm, origin top-left of the page, y down",
                            "marks": {"dictionary": MARK_DICTIONARY, "modules": MARK_MODULES,
                                      "side_mm": mark_side_mm(image_size_mm), "quiet_mm": MARK_QUIET_MM},
@@ -384,6 +401,9 @@ def _attack_batch(batch: list[Picture], index: Sequence[int], clf: Classifier, a
         adv = grids[group[v]][(v.method, v.eps / 255)] \
             if v.method in PAPER_METHODS else \
             run_attack(v, attacker, x, y, y_ll, settings, [picture_seed(seed, i, salt) for i in index])
+        if v.target_class is not None:
+            # The grid's diagonal: a picture "attacked" towards its own class is the picture itself.
+            adv = torch.where((y == v.target_class)[:, None, None, None], x, adv)
         batch_images[v] = quantize_8bit(adv)
     # Predictions of exactly the saved 8-bit images, all variants in one pass.
     stacked = torch.cat(list(batch_images.values()))
@@ -405,8 +425,11 @@ def _attack_batch(batch: list[Picture], index: Sequence[int], clf: Classifier, a
                 digest = hashlib.sha256(data).hexdigest()
             norm = perturbation(batch_images[v][i], x[i])
             norms[i, j] = torch.tensor([norm["l0"], norm["l2"], norm["linf"]], dtype=torch.float32)
+            target = v.target_class if v.target_class is not None else \
+                int(y_ll[i]) if dict(v.options).get("target") == "ll" else None
             rec["variants"].append({"name": v.name, "method": v.method, "eps": v.eps if v.method else 0,
                                     "setting": setting_text(v), "params": variant_params(v, settings),
+                                    **({"target": target} if target is not None else {}),
                                     "perturbation": norm,
                                     "file": file, "top5": top5(pr[i:i + 1].cpu(), clf.class_names)[0],
                                     "sha256": digest})
@@ -441,10 +464,13 @@ def _commit(out: Path, staging: Path, old: dict[str, Any] | None, manifest: dict
                 pass                                    # unreadable: leave what cannot be named
         (out / DIGITAL_NAME).unlink(missing_ok=True)
         (out / PDF_NAME).unlink(missing_ok=True)
+        (out / GRID_NAME).unlink(missing_ok=True)
     (out / IMAGES_DIR).mkdir(parents=True, exist_ok=True)
     for f in sorted((staging / IMAGES_DIR).iterdir()):
         f.replace(out / IMAGES_DIR / f.name)
     (staging / PDF_NAME).replace(out / PDF_NAME)
+    if (staging / GRID_NAME).exists():
+        (staging / GRID_NAME).replace(out / GRID_NAME)
     if (staging / DIGITAL_NAME).exists():
         (staging / DIGITAL_NAME).replace(out / DIGITAL_NAME)
     write_manifest(out, manifest)

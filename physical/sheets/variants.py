@@ -11,7 +11,7 @@ that names options names its variants after them (``pgd-steps100_e8``).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import torch
 
@@ -19,7 +19,7 @@ from ..attacks import (EPS_METHODS, cw, cw_l0, cw_linf, eot, eot_ll, eps_steps, 
 from ..attacks.cw import CW_C0, CW_LINF_C0, CW_LINF_C_MAX, CW_LINF_LR, CW_LINF_TAU0, CW_LR
 from ..attacks.lbfgs import LBFGS_C0
 from ..attacks.onepixel import ONEPIXEL_F, ONEPIXEL_STOP
-from ..attacks.spec import METHOD_OPTIONS, MethodSpec, option
+from ..attacks.spec import MAX_TARGET_CLASSES, METHOD_OPTIONS, MethodSpec, option
 
 # What each method does that no option changes, recorded in the manifest's params beside its options.
 FIXED_PARAMS: dict[str, dict[str, Any]] = {
@@ -45,9 +45,16 @@ class Variant:
     eps: int | None = None       # 0-255 levels, for EPS_METHODS
     options: tuple[tuple[str, Any], ...] = ()
     named: tuple[str, ...] = ()
+    target_name: str | None = None   # the class name of a target class index (``target=all``'s variants)
 
     def opt(self, name: str) -> Any:
         return dict(self.options)[name]
+
+    @property
+    def target_class(self) -> int | None:
+        """The class every picture of this variant is attacked towards (``target=all``), else None."""
+        target = dict(self.options).get("target")
+        return target if isinstance(target, int) else None
 
     @property
     def axis(self) -> tuple[str, Any] | None:
@@ -66,8 +73,11 @@ class Variant:
     @property
     def _base(self) -> str:
         assert self.method is not None
-        named = [(k, v) for k, v in self.options if k in self.named and not option(self.method, k).axis]
-        return self.method + "".join(f"-{k}{option(self.method, k).text(v)}" for k, v in named)
+        named = [(k, v) for k, v in self.options if k in self.named and not option(self.method, k).axis
+                 and not (k == "target" and v == "all")]
+        base = self.method + "".join(f"-{k}{option(self.method, k).text(v) if isinstance(v, str) else v}"
+                                     for k, v in named if not isinstance(v, int) or k != "target")
+        return base + (f"_t{self.target_class}" if self.target_class is not None else "")
 
     @property
     def name(self) -> str:
@@ -87,6 +97,8 @@ class Variant:
         if self.method is None:
             return "clean"
         base = self._base.replace("-", " ")
+        if self.target_class is not None:
+            base = base.rsplit("_t", 1)[0] + f" →{self.target_name or self.target_class}"
         if self.eps is not None:
             return f"{base} ε{self.eps}"
         if self.axis is not None:
@@ -108,10 +120,12 @@ def paper_steps(eps: int, step_factor: int) -> int:
 
 
 def plan_variants(specs: list[MethodSpec], eps: list[int],
-                  defaults: Mapping[str, Mapping[str, Any]] | None = None) -> list[Variant]:
+                  defaults: Mapping[str, Mapping[str, Any]] | None = None,
+                  classes: Sequence[str] = ("class 0", "class 1")) -> list[Variant]:
     """Clean first, then every spec's variants in the order given: one per eps for the methods with eps,
-    one per value of an axis option (onepixel's pixels), else one. ``defaults``: per method, the option
-    values make-sheets' flags set. ValueError when two specs make the same variant."""
+    one per value of an axis option (onepixel's pixels), one per class of ``classes`` for ``target=all``
+    (``cw_t3``), else one. ``defaults``: per method, the option values make-sheets' flags set.
+    ValueError when two specs make the same variant, or ``target=all`` meets too many classes."""
     out = [Variant(None)]
     for spec in specs:
         values = spec.resolve(defaults)
@@ -119,16 +133,25 @@ def plan_variants(specs: list[MethodSpec], eps: list[int],
         axis = next((o for o in METHOD_OPTIONS[spec.method] if o.axis), None)
         spread: list[Any] = [None] if axis is None else \
             list(values[axis.name]) if isinstance(values[axis.name], tuple) else [values[axis.name]]
+        targets: list[Any] = [values.get("target")]
+        if values.get("target") == "all":
+            if len(classes) > MAX_TARGET_CLASSES:
+                raise ValueError(f"{spec.text}: target all makes a variant per class, {len(classes)} for this model "
+                                 f"(at most {MAX_TARGET_CLASSES}); use target ll")
+            targets = list(range(len(classes)))
         for value in spread:
-            opts = tuple((k, value if axis is not None and k == axis.name else v) for k, v in values.items())
-            for e in (eps if spec.method in EPS_METHODS else [None]):
-                v = Variant(spec.method, e, opts, named)
-                twin = next((w for w in out if w.name == v.name or (w.method, w.eps, w.options) ==
-                             (v.method, v.eps, v.options)), None)
-                if twin is not None:
-                    raise ValueError(f"{spec.text} makes variant {v.name}, the same as {twin.name}: give each "
-                                     "spec of a method different options")
-                out.append(v)
+            for target in targets:
+                opts = tuple((k, value if axis is not None and k == axis.name else target if k == "target" else v)
+                             for k, v in values.items())
+                for e in (eps if spec.method in EPS_METHODS else [None]):
+                    v = Variant(spec.method, e, opts, named,
+                                classes[target] if isinstance(target, int) else None)
+                    twin = next((w for w in out if w.name == v.name or (w.method, w.eps, w.options) ==
+                                 (v.method, v.eps, v.options)), None)
+                    if twin is not None:
+                        raise ValueError(f"{spec.text} makes variant {v.name}, the same as {twin.name}: give each "
+                                         "spec of a method different options")
+                    out.append(v)
     return out
 
 
@@ -142,6 +165,8 @@ def setting_text(v: Variant) -> str:
         o = option(v.method, k)
         if o.axis:
             parts.append(f"{o.axis}={o.text(value)}")
+        elif isinstance(value, int) and k == "target":
+            parts.append(f"target {v.target_name or value}")
         elif o.shown or value != o.default:
             parts.append(f"{k} {value}" if o.kind is str else f"{o.symbol or k}={o.text(value)}")
     return ", ".join(parts)
@@ -175,7 +200,8 @@ def run_attack(v: Variant, model: torch.nn.Module, x: torch.Tensor, y: torch.Ten
     """
     m, opts = v.method, dict(v.options)
     if "target" in opts:
-        opts["target"] = y_ll if opts["target"] == "ll" else None
+        t = opts["target"]
+        opts["target"] = y_ll if t == "ll" else torch.full_like(y_ll, t) if isinstance(t, int) else None
     if m in ("eot", "eot_ll"):
         steps = paper_steps(v.eps, opts.pop("step_factor"))
         if m == "eot":
