@@ -155,6 +155,11 @@ def make_sheets_cmd(
     device: Optional[str] = typer.Option(None, help="cpu or cuda (default: cuda when available)."),
     channel: str = typer.Option("typical", help="What eot and eot_ll attack through: a channel preset (mild, "
                                                 "typical, harsh) or a profile from `physical calibrate` (FILE.json)."),
+    sources: Optional[list[str]] = typer.Option(None, "--source",
+                                                help="Another model whose gradients make the same attacks again "
+                                                     "(repeatable; --model specs), plus Gaussian noise of each "
+                                                     "attack's size: a transfer table from one set of photos "
+                                                     "(classify with `physical report --model`)."),
     targets: Optional[str] = typer.Option(None, "--targets",
                                           help="ll or all: the target of every targeted method (cw, cw_l0, cw_linf, "
                                                "pgd, lbfgs); all attacks each picture towards every class, a "
@@ -187,7 +192,8 @@ def make_sheets_cmd(
             result = make_sheets(out_dir, model=model, weights=weights, images=images, labels=labels,
                                  count=count, seed=seed, methods=[m.strip() for m in methods.split(",") if m.strip()],
                                  eps=eps, paper=paper, image_size_mm=image_size_mm, batch_size=batch_size,
-                                 device=device, force=force, channel=channel, targets=targets, defense=defense, defense_samples=defense_samples, non_adaptive=non_adaptive,
+                                 device=device, force=force, channel=channel, targets=targets,
+                                 sources=sources or (), defense=defense, defense_samples=defense_samples, non_adaptive=non_adaptive,
                                  print_count=print_count, all_pngs=all_pngs, progress=progress, warn=_warn,
                                  **method_options)
     except PhysicalError as exc:
@@ -381,7 +387,7 @@ def report_cmd(
 ) -> None:
     """Classify the crops and compute the paper's accuracy and destruction-rate tables."""
     from .report.run import make_report
-    from .report.terminal import render_gap, render_robust, render_tables, render_targeted
+    from .report.terminal import render_gap, render_robust, render_tables, render_targeted, render_transfer
 
     try:
         with _progress() as bar:
@@ -417,6 +423,8 @@ def report_cmd(
         for source in sources:
             for table in render_tables(result.figures, source, name):
                 out.print(table)
+    for table in render_transfer(result.figures, m):
+        out.print(table)
     for table in render_gap(result.figures):
         out.print(table)
     out.print(f"wrote {result.out / 'report.html'} (open it in a browser), figures.csv, figures.json, "

@@ -272,7 +272,8 @@ def test_make_sheets_records_every_variant_its_parameters_and_its_printed_pertur
     assert [by_name[n]["setting"] for n in by_name] == [
         "", "ε=8", "ε=8, steps=5", "κ=0, steps=10, search_steps=1", "target ll",
         "d=1, population=10, generations=1", "d=3, population=10, generations=1"]
-    assert by_name["pgd_e8"]["params"] == {"eps": 8, "steps": 5, "restarts": 1, "alpha": 4.0, "random_start": True}
+    assert by_name["pgd_e8"]["params"] == {"eps": 8, "steps": 5, "restarts": 1, "alpha": 4.0, "random_start": True,
+                                           "loss": "ce", "confidence": 0.0, "target": "none"}
     assert by_name["onepixel_d3"]["params"]["pixels"] == 3
     assert by_name["cw"]["params"]["steps"] == 10 and by_name["cw"]["params"]["target"] == "none"
     clean = np.asarray(Image.open(tmp_path / "p" / by_name["clean"]["file"]), dtype=np.int64)

@@ -127,7 +127,8 @@ def test_each_variants_options_reach_its_attack_exactly(tmp_path):
     assert r.manifest["attack"]["specs"] == ["pgd:steps=3", "pgd:steps=4:restarts=2", "bim:step_factor=2"]
     params = {v["name"]: v["params"] for v in rec[0]["variants"]}
     assert params["pgd-steps4-restarts2_e4"] == {"eps": 4, "steps": 4, "restarts": 2, "alpha": 2.5,
-                                                 "random_start": True}
+                                                 "random_start": True, "loss": "ce", "confidence": 0.0,
+                                                 "target": "none"}
     assert params["bim-step_factor2_e4"] == {"eps": 4, "alpha": 1, "steps": 10, "step_factor": 2}
 
     model = load_model("demo", device="cpu")

@@ -23,9 +23,12 @@ METHOD_TITLES = {"fast": "fast (FGSM)", "bim": "basic iterative", "ll": "iterati
                  "eot": "basic iterative, EoT", "eot_ll": "least-likely, EoT",
                  "pgd": "PGD (random start)", "cw": "Carlini-Wagner L2", "cw_l0": "Carlini-Wagner L0",
                  "cw_linf": "Carlini-Wagner L-inf", "lbfgs": "box-constrained L-BFGS",
-                 "onepixel": "one-pixel (DE)"}
+                 "onepixel": "one-pixel (DE)",
+                 # not an attack: Szegedy et al.'s control beside transfer tables (make-sheets --source)
+                 "noise": "Gaussian noise of the same L2"}
 METHOD_SHORT = {"fast": "fast", "bim": "basic iter.", "ll": "least-likely", "eot": "EoT", "eot_ll": "EoT ll",
-                "pgd": "PGD", "cw": "C&W", "cw_l0": "C&W L0", "cw_linf": "C&W L∞", "lbfgs": "L-BFGS", "onepixel": "one-pixel"}
+                "pgd": "PGD", "cw": "C&W", "cw_l0": "C&W L0", "cw_linf": "C&W L∞", "lbfgs": "L-BFGS", "onepixel": "one-pixel",
+                "noise": "noise"}
 
 
 def method_rank(method: str) -> int:

@@ -377,8 +377,8 @@ ATTACKED = "attacked"
 def source_order(sources: Iterable[str]) -> list[str]:
     """The sources of transformed images: photo first, then the others (simulated presets, transforms) by
     name. :data:`ATTACKED` (digital figures only, of every picture attacked when a sample was printed)
-    is not one: its rows feed the digital columns."""
-    uniq = [s for s in dict.fromkeys(sources) if s != ATTACKED]
+    is not one: its rows feed the digital columns; nor is :data:`DIGITAL` (the transfer rows' digital images)."""
+    uniq = [s for s in dict.fromkeys(sources) if s not in (ATTACKED, DIGITAL)]
     return sorted(uniq, key=lambda s: (s != "photo", s))
 
 
@@ -488,3 +488,53 @@ def robust_accuracy(figures: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
 def robust_label(row: dict[str, Any]) -> str:
     """A robust-accuracy row's label: ``"clean"``, or the variant's (:func:`cell_label`)."""
     return "clean" if row["method"] is None else cell_label(row["method"], row["setting"])
+
+
+def made_on(manifest: dict[str, Any]) -> dict[str, str]:
+    """Each adversarial variant's source model, the model whose gradients made it: the variant's
+    ``source`` (make-sheets --source), else the experiment's model (behind its defense, if any);
+    ``"noise like <model>"`` for Szegedy's control (Gaussian noise of a variant's size)."""
+    own = attacked_model_id(manifest)
+    variants = [v for v in manifest["images"][0]["variants"] if v["method"]]
+    out = {v["name"]: v.get("source") or own for v in variants if v["method"] != "noise"}
+    out.update({v["name"]: f"noise like {out.get(v['params'].get('like'), own)}" for v in variants
+                if v["method"] == "noise"})
+    return out
+
+
+def transfer_label(manifest: dict[str, Any], attack: str) -> str:
+    """A transfer table's row label: the variant's method and setting without its source (the table's
+    first column), a noise row as the variant whose size it has."""
+    variants = {v["name"]: v for v in manifest["images"][0]["variants"]}
+    v = variants[attack]
+    if v["method"] == "noise":
+        return transfer_label(manifest, v["params"]["like"]) if v["params"].get("like") in variants else attack
+    setting = ", ".join(p for p in setting_of(v).split(", ") if p and not p.startswith("from "))
+    return cell_label(v["method"], setting)
+
+
+def transfer_rows(figures: Sequence[dict[str, Any]], manifest: dict[str, Any]) -> list[dict[str, Any]]:
+    """The transfer table as figure rows (table ``transfer``, metric ``top1``, variant ``error``): for every
+    classifying model (``model``: the table's column), adversarial variant (``attack``: its row, made on
+    :func:`made_on`'s model) and source (``digital``, ``photo``, ``simulated:...``), the error rate,
+    1 - top-1 accuracy, as k errors of n. A re-arrangement of :func:`robust_accuracy`'s counts."""
+    cells = {c.attack: c for c in variant_cells(manifest)}
+    out = []
+    for r in robust_accuracy(figures):
+        if r["method"] is None:
+            continue
+        c = cells.get(r["attack"])
+        out.append({"model": r["model"], "source": r["source"], "case": "average", "table": "transfer",
+                    "attack": r["attack"], "method": r["method"], "eps": r["eps"], "setting": r["setting"],
+                    "l2": c.l2 if c else None, "linf": r["linf"], "metric": "top1", "variant": "error",
+                    **Rate(int(r["n"]) - int(r["k"]), int(r["n"])).as_dict()})
+    return out
+
+
+def transfer_groups(manifest: dict[str, Any]) -> list[tuple[str, list[str]]]:
+    """The transfer table's rows grouped by the model that made them, in the experiment's order (its own
+    model first, then each --source, then the noise): [(model, [attack, ...])]."""
+    groups: dict[str, list[str]] = {}
+    for attack, model in made_on(manifest).items():
+        groups.setdefault(model, []).append(attack)
+    return sorted(groups.items(), key=lambda g: g[0].startswith("noise like "))     # stable: the noise last

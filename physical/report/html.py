@@ -26,7 +26,7 @@ from ..attacks import method_rank
 from ..files import write_atomic
 from .figures import (DIGITAL, METHOD_NAMES, attacked_model_id, MIN_GAP_N, Cell, cell_label, cells_in_order, gap_text, norm_text,
                       optional_number, pooled, rate_of, robust_accuracy, setting_of, sim_to_real_gap, source_label,
-                      source_order, targeted_groups, typed_row, variant_cells)
+                      source_order, targeted_groups, transfer_groups, transfer_label, typed_row, variant_cells)
 from .metrics import Rate
 
 HTML_NAME = "report.html"
@@ -236,6 +236,32 @@ def targeted_table(rows: Sequence[dict[str, Any]]) -> str:
         body.append(f'<tr><th scope="row">{e(label)}</th>{_robust_cell(digital)}{tds}</tr>')
     return ('<div class="scroll"><table class="fig robust"><thead><tr><th scope="col">attack</th>'
             f"{head}</tr></thead><tbody>{''.join(body)}</tbody></table></div>")
+
+
+def transfer_tables(rows: Sequence[dict[str, Any]], manifest: dict[str, Any]) -> str:
+    """The transfer table (figure rows of table ``transfer``), one per source of images, digital first."""
+    models = list(dict.fromkeys(r["model"] for r in rows))
+    html = []
+    for source in [DIGITAL, *source_order(r["source"] for r in rows)]:
+        mine = [r for r in rows if r["source"] == source]
+        if not mine:
+            continue
+        head = "".join(f'<th scope="col">{e(m)}</th>' for m in models)
+        body = []
+        for maker, attacks in transfer_groups(manifest):
+            for attack in attacks:
+                found = {r["model"]: r for r in mine if r["attack"] == attack}
+                if not found:
+                    continue
+                tds = "".join(_robust_cell(rate_of(found[m]) if m in found else None).replace(
+                    "</td>", " &#9733;</td>" if m == maker else "</td>") for m in models)
+                body.append(f'<tr><th scope="row">{e(maker)}</th><th scope="row">'
+                            f"{e(transfer_label(manifest, attack))}</th>{tds}</tr>")
+        what = "digital images" if source == DIGITAL else source_label(source)
+        html.append(f'<h3>{e(what)}</h3><div class="scroll"><table class="fig robust"><thead><tr>'
+                    f'<th scope="col">made on</th><th scope="col">attack</th>{head}</tr></thead>'
+                    f"<tbody>{''.join(body)}</tbody></table></div>")
+    return "".join(html)
 
 
 def _robust_cell(r: Rate | None) -> str:
@@ -656,6 +682,15 @@ def render_html(*, manifest: dict[str, Any], figures: Sequence[dict[str, Any]],
             parts.append(gap_table(mine) + f'<div class="legend">{LEGEND_GAP}</div>')
         toc.append((sid, f"Model {model}", sub))
         body.append("".join(parts))
+
+    transfer = [f for f in figures if f["table"] == "transfer"]
+    if transfer:
+        toc.append(("transfer", "Transfer", []))
+        body.append('<h2 id="transfer">Transfer</h2><p class="muted">Error rate % (1 - top-1 accuracy) [95% interval] '
+                    "of each model (columns) on the adversarial images made on each model (rows); the white-box cells, "
+                    "made on the column's own model, are marked &#9733;. Rows <i>noise like</i> a model: Gaussian noise "
+                    "of the same L2 as that model's images, picture by picture (Szegedy et al.'s control).</p>"
+                    + transfer_tables(transfer, manifest))
 
     if plots:
         toc.append(("plots", "Plots", []))

@@ -360,10 +360,12 @@ def make_report(captures: Path = Path("captures"), *, printouts: Path = Path("pr
                          f"{PREFILTER_CONFIDENCE} for both",
             "interval": "Wilson score, 95%",
         }
-        from .figures import GAP_COLUMNS, ROBUST_COLUMNS, robust_accuracy, sim_to_real_gap
+        from .figures import GAP_COLUMNS, ROBUST_COLUMNS, robust_accuracy, sim_to_real_gap, transfer_rows
 
         gap = sim_to_real_gap(figures)
         robust = robust_accuracy(figures)
+        if len(classifiers) > 1 or "sources" in manifest["attack"]:
+            figures.extend(transfer_rows(figures, manifest))
         out.mkdir(parents=True, exist_ok=True)
         write_atomic(out / "figures.csv", _csv_bytes(figures, FIGURE_COLUMNS))
         write_atomic(out / "figures.json",

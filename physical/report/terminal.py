@@ -6,7 +6,8 @@ from typing import Any, Sequence
 from rich.text import Text
 
 from .figures import (DIGITAL, MIN_GAP_N, cell_label, cells_in_order, gap_text, lookup, norm_text, pooled, rate_of,
-                      robust_accuracy, robust_label, sim_to_real_gap, source_label, source_order, targeted_groups)
+                      robust_accuracy, robust_label, sim_to_real_gap, source_label, source_order, targeted_groups,
+                      transfer_groups, transfer_label)
 from .metrics import Rate
 
 
@@ -121,6 +122,41 @@ def render_targeted(figures: Sequence[dict[str, Any]], model: str | None = None)
                      for s in sources}
         table.add_row(label, _rate_cell(digital), *(_rate_cell(by_source[s]) for s in sources))
     return [table]
+
+
+def render_transfer(figures: Sequence[dict[str, Any]], manifest: dict[str, Any]) -> list[Any]:
+    """The transfer table (table ``transfer`` of the figures), one per source of images (digital first):
+    a row per adversarial variant grouped by the model that made it (:func:`~physical.report.figures.made_on`),
+    a column per classifying model; cells: error rate (1 - top-1 accuracy) with 95% interval and n; the
+    white-box cells (made on the column's model) marked ``*``. None without transfer rows."""
+    from rich.table import Table
+
+    rows = [f for f in figures if f["table"] == "transfer"]
+    if not rows:
+        return []
+    models = list(dict.fromkeys(f["model"] for f in rows))
+    tables = []
+    for source in [DIGITAL, *source_order(f["source"] for f in rows)]:
+        mine = [f for f in rows if f["source"] == source]
+        if not mine:
+            continue
+        table = Table(title=f"Transfer: error rate % with 95% interval ({'digital images' if source == DIGITAL else source_label(source)}); "
+                            "rows: the images made on a model, columns: the model classifying them; * white box",
+                      title_justify="left")
+        table.add_column("made on")
+        table.add_column("attack")
+        for m in models:
+            table.add_column(m, justify="right")
+        for maker, attacks in transfer_groups(manifest):
+            for attack in attacks:
+                found = {f["model"]: f for f in mine if f["attack"] == attack}
+                if not found:
+                    continue
+                table.add_row(maker, transfer_label(manifest, attack),
+                              *((_rate_cell(rate_of(found[m])) + (" *" if m == maker else "")) if m in found else ""
+                                for m in models))
+        tables.append(table)
+    return tables
 
 
 def render_gap(figures: Sequence[dict[str, Any]]) -> list[Any]:

@@ -42,8 +42,8 @@ from .pdf import merge_pdfs, write_sheets_pdf
 from .digital import DIGITAL_NAME, PRINT_RULE, DigitalTable, print_sample, read_digital, write_digital
 from .pictures import Picture, is_readable, load_pictures, picture_images
 from .target_grid import GRID_NAME, grid_cells, write_target_grid
-from .variants import (AttackSettings, paper_steps, perturbation, plan_variants, run_attack, setting_text,
-                       variant_params)
+from .variants import (NOISE, AttackSettings, gaussian_like, paper_steps, perturbation, plan_variants, run_attack,
+                       setting_text, variant_params, with_sources)
 
 PDF_NAME = "sheets.pdf"
 Progress = Callable[[str, int, int], None]
@@ -117,6 +117,7 @@ def make_sheets(
     force: bool = False,
     channel: str | Path = "typical",
     targets: str | None = None,
+    sources: Sequence[str] = (),
     defense: str | None = None,
     defense_samples: int = DEFENSE_SAMPLES,
     non_adaptive: bool = False,
@@ -140,6 +141,10 @@ def make_sheets(
     ``targets`` (``ll`` or ``all``) sets the target of every targeted method (cw, cw_l0, cw_linf, pgd,
     lbfgs); ``all`` makes a variant per class (``cw_t3``), every picture attacked towards it (its own
     class: the picture itself), and the target grid ``target-grid.pdf``.
+    ``sources``: other models (``--model`` specs) whose gradients make the same attacks again, each
+    variant named after its source (``bim_e8_from-demo-adv``), plus Gaussian noise of each adversarial
+    variant's L2, picture by picture (``noise-bim_e8``): one set of photos then gives a transfer table
+    (the report classifies every crop with every ``--model``). Their classes must be the model's.
     ``channel`` (a preset name or a profile file from ``physical calibrate``) is what the EoT
     methods (``eot``, ``eot_ll``) attack through.
     ``defense`` (``--defense SPEC``, :mod:`physical.defenses`) puts input transformations in front of
@@ -200,6 +205,9 @@ def make_sheets(
             raise PhysicalError(f"--defense-samples {defense_samples}: must be at least 1")
     elif non_adaptive:
         raise PhysicalError("--non-adaptive needs --defense: it attacks the bare model and evaluates the defended one")
+    if sources and defense is not None:
+        raise PhysicalError("--source with --defense: a transfer experiment attacks bare models; evaluate a "
+                            "defended one in the report (--model demo+jpeg:75)")
     old = _check_output(out, force)
     progress = progress or (lambda stage, done, total: None)
 
@@ -226,6 +234,16 @@ def make_sheets(
         variants = plan_variants(specs, eps, defaults, clf.class_names)
     except ValueError as exc:
         raise PhysicalError(f"--methods: {exc}") from None
+    source_models: dict[str | None, Classifier] = {None: attacker}
+    for spec in dict.fromkeys(sources):
+        other = load_model(spec, None, device)
+        if list(other.class_names) != list(clf.class_names):
+            raise PhysicalError(f"--source {spec}: its {len(other.class_names)} classes are not the model's "
+                                f"({bare.model_id}); a source must classify the same classes")
+        if other.model_id == bare.model_id:
+            raise PhysicalError(f"--source {spec}: that is the experiment's own model (--model); name other models")
+        source_models[other.model_id] = other
+    variants = with_sources(variants, [k for k in source_models if k is not None])
 
     # Pre-flight the layout before minutes of attacking: a picture that cannot
     # fit a page is an error the user should see at once.
@@ -269,7 +287,7 @@ def make_sheets(
             progress("attack", 0, total)
             done = 0
             for index in batches:
-                recs, table = _attack_batch([pictures[i] for i in index], index, clf, attacker, variants, eps,
+                recs, table = _attack_batch([pictures[i] for i in index], index, clf, source_models, variants, eps,
                                             settings, seed, labels_source, staging, keep_png)
                 records += [r for r, i in zip(recs, index) if i in printed_set]
                 tables.append(table)
@@ -334,6 +352,7 @@ def make_sheets(
                     "labels": labels_source, "images": str(images) if images is not None else None,
                     "count": count, "seed": seed, "seeds": SEED_RULE,
                     "specs": [sp.text for sp in specs], "targets": targets,
+                    **({"sources": [k for k in source_models if k is not None]} if len(source_models) > 1 else {}),
                     **({"eot": {"channel": str(channel), "samples": eot_bare["samples"], "digital": eot_bare["digital"],
                                 "steps": {str(e): paper_steps(e, eot_bare["step_factor"]) for e in eps},
                                 "profile_fitted_on": eot_channel["fitted_on"] if isinstance(eot_channel, dict)
@@ -373,7 +392,8 @@ def picture_seed(seed: int, index: int, salt: int) -> int:
     return seed * 1_000_003 + index * 101 + salt
 
 
-def _attack_batch(batch: list[Picture], index: Sequence[int], clf: Classifier, attacker: Classifier,
+def _attack_batch(batch: list[Picture], index: Sequence[int], clf: Classifier,
+                  source_models: dict[str | None, Classifier],
                   variants: list, eps: Sequence[int], settings: AttackSettings, seed: int,
                   labels_source: str, staging: Path,
                   keep_png: set[int] | None = None) -> tuple[list[dict[str, Any]], DigitalTable]:
@@ -384,27 +404,40 @@ def _attack_batch(batch: list[Picture], index: Sequence[int], clf: Classifier, a
         clean_probs = clf(x).softmax(dim=1)
     y = torch.tensor([p.label if p.label is not None else -1 for p in batch], device=clf.device)
     y = torch.where(y < 0, clean_probs.argmax(dim=1), y)  # --labels predicted: the model's own top-1
-    if attacker is not clf:
-        with torch.no_grad():
-            clean_probs = attacker(x).softmax(dim=1)     # the least-likely class as the attacker sees it
-    y_ll = clean_probs.argmin(dim=1)
-    # The paper's methods come from attack_grid, one call per step factor (fast has none: with the first).
-    paper = [v for v in variants if v.method in PAPER_METHODS]
-    factors = list(dict.fromkeys(dict(v.options)["step_factor"] for v in paper if v.options)) or [1]
-    group = {v: dict(v.options).get("step_factor", factors[0]) for v in paper}
-    grids = {f: attack_grid(attacker, x, y, [e / 255 for e in eps],
-                            list(dict.fromkeys(v.method for v in paper if group[v] == f)), step_factor=f)
-             for f in factors} if paper else {}
+    y_ll_of: dict[str | None, torch.Tensor] = {}
+    for key, attacker in source_models.items():
+        # The least-likely class as each attacker sees it.
+        if attacker is clf:
+            y_ll_of[key] = clean_probs.argmin(dim=1)
+        else:
+            with torch.no_grad():
+                y_ll_of[key] = attacker(x).argmin(dim=1)
+    y_ll = y_ll_of[None]
     batch_images = {variants[0]: x}
-    for k, v in enumerate(variants[1:]):
-        salt = v.eps * 7 + CHANNEL_METHODS.index(v.method) if v.method in CHANNEL_METHODS else 1000 + k
-        adv = grids[group[v]][(v.method, v.eps / 255)] \
-            if v.method in PAPER_METHODS else \
-            run_attack(v, attacker, x, y, y_ll, settings, [picture_seed(seed, i, salt) for i in index])
-        if v.target_class is not None:
-            # The grid's diagonal: a picture "attacked" towards its own class is the picture itself.
-            adv = torch.where((y == v.target_class)[:, None, None, None], x, adv)
-        batch_images[v] = quantize_8bit(adv)
+    for key, attacker in source_models.items():
+        mine = [v for v in variants[1:] if v.source == key and v.method != NOISE]
+        # The paper's methods come from attack_grid, one call per step factor (fast has none: with the first).
+        paper = [v for v in mine if v.method in PAPER_METHODS]
+        factors = list(dict.fromkeys(dict(v.options)["step_factor"] for v in paper if v.options)) or [1]
+        group = {v: dict(v.options).get("step_factor", factors[0]) for v in paper}
+        grids = {f: attack_grid(attacker, x, y, [e / 255 for e in eps],
+                                list(dict.fromkeys(v.method for v in paper if group[v] == f)), step_factor=f)
+                 for f in factors} if paper else {}
+        for v in mine:
+            k = variants.index(v) - 1
+            salt = v.eps * 7 + CHANNEL_METHODS.index(v.method) if v.method in CHANNEL_METHODS else 1000 + k
+            adv = grids[group[v]][(v.method, v.eps / 255)] if v.method in PAPER_METHODS else \
+                run_attack(v, attacker, x, y, y_ll_of[key], settings, [picture_seed(seed, i, salt) for i in index])
+            if v.target_class is not None:
+                # The grid's diagonal: a picture "attacked" towards its own class is the picture itself.
+                adv = torch.where((y == v.target_class)[:, None, None, None], x, adv)
+            batch_images[v] = quantize_8bit(adv)
+    by_name = {v.name: v for v in variants}
+    for k, v in enumerate(variants):
+        if v.method == NOISE:
+            batch_images[v] = quantize_8bit(gaussian_like(batch_images[by_name[v.like]], x,
+                                                          [picture_seed(seed, i, 1000 + k - 1) for i in index]))
+    batch_images = {v: batch_images[v] for v in variants}          # the manifest's order
     # Predictions of exactly the saved 8-bit images, all variants in one pass.
     stacked = torch.cat(list(batch_images.values()))
     with torch.no_grad():
@@ -426,10 +459,11 @@ def _attack_batch(batch: list[Picture], index: Sequence[int], clf: Classifier, a
             norm = perturbation(batch_images[v][i], x[i])
             norms[i, j] = torch.tensor([norm["l0"], norm["l2"], norm["linf"]], dtype=torch.float32)
             target = v.target_class if v.target_class is not None else \
-                int(y_ll[i]) if dict(v.options).get("target") == "ll" else None
+                int(y_ll_of[v.source][i]) if dict(v.options).get("target") == "ll" else None
             rec["variants"].append({"name": v.name, "method": v.method, "eps": v.eps if v.method else 0,
                                     "setting": setting_text(v), "params": variant_params(v, settings),
                                     **({"target": target} if target is not None else {}),
+                                    **({"source": v.source} if v.source else {}),
                                     "perturbation": norm,
                                     "file": file, "top5": top5(pr[i:i + 1].cpu(), clf.class_names)[0],
                                     "sha256": digest})

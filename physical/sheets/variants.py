@@ -10,7 +10,9 @@ that names options names its variants after them (``pgd-steps100_e8``).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import torch
@@ -46,6 +48,8 @@ class Variant:
     options: tuple[tuple[str, Any], ...] = ()
     named: tuple[str, ...] = ()
     target_name: str | None = None   # the class name of a target class index (``target=all``'s variants)
+    source: str | None = None        # the model whose gradients make it, when not the experiment's (--source)
+    like: str | None = None          # method "noise": the variant whose per-picture L2 the noise has
 
     def opt(self, name: str) -> Any:
         return dict(self.options)[name]
@@ -60,7 +64,7 @@ class Variant:
     def axis(self) -> tuple[str, Any] | None:
         """(suffix, value) of the option that makes one variant per value (onepixel's ``("d", 1)``), if any."""
         for k, v in self.options:
-            o = option(self.method, k) if self.method else None
+            o = option(self.method, k) if self.method and self.method != NOISE else None
             if o is not None and o.axis:
                 return o.axis, v
         return None
@@ -82,20 +86,32 @@ class Variant:
     @property
     def name(self) -> str:
         """One name for file, slot and manifest: ``clean``, ``bim_e8``, ``onepixel_d1``, ``cw``,
-        ``pgd-steps100-restarts20_e8``."""
+        ``pgd-steps100-restarts20_e8``, ``bim_e8_from-demo-adv`` (made on another model),
+        ``noise-bim_e8_from-demo-adv`` (noise of that variant's size)."""
         if self.method is None:
             return "clean"
+        if self.method == NOISE:
+            return f"{NOISE}-{self.like}"
         if self.eps is not None:
-            return f"{self._base}_e{self.eps}"
-        if self.axis is not None:
-            return f"{self._base}_{self.axis[0]}{self.axis[1]}"
-        return self._base
+            name = f"{self._base}_e{self.eps}"
+        elif self.axis is not None:
+            name = f"{self._base}_{self.axis[0]}{self.axis[1]}"
+        else:
+            name = self._base
+        return name + (f"_from-{source_slug(self.source)}" if self.source else "")
 
     @property
     def label(self) -> str:
-        """What the sheet prints under the image: ``bim ε8``, ``onepixel d1``, ``cw``, ``pgd steps100 ε8``."""
+        """What the sheet prints under the image: ``bim ε8``, ``onepixel d1``, ``cw``, ``pgd steps100 ε8``,
+        ``bim ε8 from demo-adv``, ``noise like bim ε8``."""
         if self.method is None:
             return "clean"
+        if self.method == NOISE:
+            return f"noise like {self.like}"
+        return self._label + (f" from {self.source}" if self.source else "")
+
+    @property
+    def _label(self) -> str:
         base = self._base.replace("-", " ")
         if self.target_class is not None:
             base = base.rsplit("_t", 1)[0] + f" →{self.target_name or self.target_class}"
@@ -104,6 +120,36 @@ class Variant:
         if self.axis is not None:
             return f"{base} {self.axis[0]}{self.axis[1]}"
         return base
+
+
+# Szegedy et al.'s control: Gaussian noise of the same L2 as an adversarial variant, picture by picture.
+NOISE = "noise"
+
+
+def source_slug(model_id: str) -> str:
+    """A model id as a variant name carries it: ``torchvision:resnet50`` -> ``torchvision-resnet50``."""
+    return re.sub(r"[^A-Za-z0-9-]+", "-", Path(model_id).stem if "/" in model_id else model_id).strip("-")
+
+
+def with_sources(variants: list[Variant], sources: Sequence[str]) -> list[Variant]:
+    """The experiment's variants, then the adversarial ones again for every other source model, then,
+    when there are other sources, Gaussian noise like every adversarial variant (Szegedy's control)."""
+    if not sources:
+        return variants
+    attacks = [v for v in variants if v.method is not None]
+    out = variants + [replace(v, source=s) for s in sources for v in attacks]
+    return out + [Variant(NOISE, like=v.name) for v in out if v.method is not None]
+
+
+def gaussian_like(adv: torch.Tensor, clean: torch.Tensor, seeds: Sequence[int]) -> torch.Tensor:
+    """Per picture, ``clean`` plus Gaussian noise scaled to the L2 of ``adv - clean`` (both on the 8-bit
+    grid), clipped to [0, 1]; seeded per picture. Shape: (N, 3, H, W) each -> (N, 3, H, W)."""
+    out = []
+    for a, c, seed in zip(adv, clean, seeds):
+        size = (a - c).pow(2).sum().sqrt()
+        z = torch.randn(c.shape, generator=torch.Generator().manual_seed(int(seed))).to(c.device)
+        out.append((c + z * size / z.pow(2).sum().sqrt()).clamp(0, 1) if size > 0 else c)
+    return torch.stack(out)
 
 
 @dataclass(frozen=True)
@@ -157,9 +203,12 @@ def plan_variants(specs: list[MethodSpec], eps: list[int],
 
 def setting_text(v: Variant) -> str:
     """The method's own parameters, as every report table shows them: ``ε=8``, ``d=1``, ``κ=0``,
-    ``κ=0, target ll``, ``ε=8, steps=100`` (the options away from their default, and those always shown)."""
+    ``κ=0, target ll``, ``ε=8, steps=100`` (the options away from their default, and those always shown),
+    ``ε=8, from demo-adv`` (made on another model), ``L2 of bim_e8`` (noise)."""
     if v.method is None:
         return ""
+    if v.method == NOISE:
+        return f"L2 of {v.like}"
     parts = [f"ε={v.eps}"] if v.eps is not None else []
     for k, value in v.options:
         o = option(v.method, k)
@@ -169,7 +218,7 @@ def setting_text(v: Variant) -> str:
             parts.append(f"target {v.target_name or value}")
         elif o.shown or value != o.default:
             parts.append(f"{k} {value}" if o.kind is str else f"{o.symbol or k}={o.text(value)}")
-    return ", ".join(parts)
+    return ", ".join(parts + ([f"from {v.source}"] if v.source else []))
 
 
 def variant_params(v: Variant, s: AttackSettings) -> dict[str, Any]:
@@ -178,6 +227,8 @@ def variant_params(v: Variant, s: AttackSettings) -> dict[str, Any]:
     m = v.method
     if m is None:
         return {}
+    if m == NOISE:
+        return {"like": v.like, "distribution": "gaussian, scaled to the L2 of the like variant, per picture"}
     opts = dict(v.options)
     out: dict[str, Any] = {"eps": v.eps} if v.eps is not None else {}
     if m in ("bim", "ll", "eot", "eot_ll"):
