@@ -241,11 +241,33 @@ def test_targets_all_end_to_end_the_grid_and_the_targeted_success(tmp_path):
                 hits += by[f"pgd-steps5_t{k}_e8"]["top5"][0]["index"] == k
     assert hits >= n // 2                          # 5 steps at eps 8 reach most targets on the demo model
 
-    rep = make_report(tmp_path / "c", printouts=tmp_path / "p", simulated_only=True, artificial=False)
+    from physical.capture.camera import simulate_photos
+    from physical.capture.run import ingest
+
+    simulate_photos(tmp_path / "p", tmp_path / "photos", seed=1)
+    ingest(tmp_path / "photos", printouts=tmp_path / "p", out=tmp_path / "c")
+    rep = make_report(tmp_path / "c", printouts=tmp_path / "p", artificial=False)
     rows = [f for f in rep.figures if f["table"] == "targeted" and f["variant"] == "digital_adv"
-            and f["source"] == rep.figures[0]["source"]]
+            and f["source"] == "photo"]
     assert len(rows) == 10
     assert sum(f["k"] for f in rows) == hits and sum(f["n"] for f in rows) == n
+    photo = [f for f in rep.figures if f["table"] == "targeted" and f["variant"] == "transformed_adv"
+             and f["source"] == "photo"]
+    assert sum(f["n"] for f in photo) >= 1 and all(f["k"] <= f["n"] for f in photo)
+    # The photographed grid: a cell per crop of a grid picture's targeted variant.
+    html = (rep.out / "report.html").read_text(encoding="utf-8")
+    grid = html[html.index('id="target-grid"'):]
+    grid = grid[:grid.index("</table>")]
+    import csv
+
+    from physical.sheets.target_grid import grid_rows
+
+    rows_shown = {rec["id"] for rec in grid_rows(m["images"])}    # the first picture of each class
+
+    preds = list(csv.DictReader((rep.out / "predictions.csv").open(encoding="utf-8")))
+    want = {(p["image_id"], p["variant"]) for p in preds if p["model"] == "demo" and p["image_id"] in rows_shown
+            and p["variant"].startswith("pgd-steps5_t")}
+    assert grid.count("<img ") == len(want) > 0
     # Made again without targets: the old grid goes with the old experiment.
     make_sheets(tmp_path / "p", count=1, methods=["fast"], eps=[8], force=True)
     assert not (tmp_path / "p" / "target-grid.pdf").exists()

@@ -427,6 +427,40 @@ def gallery_html(examples: Sequence[tuple[str, dict[str, Any]]], manifest: dict[
     return f'<div class="gallery">{"".join(cards)}</div>'
 
 
+def photo_grid_html(manifest: dict[str, Any], predictions: Sequence[dict[str, Any]], captures: Path,
+                    model: str) -> str:
+    """Carlini and Wagner's grid again, photographed: for each ``--targets all`` spec, one picture of each
+    class (rows, as ``target-grid.pdf``) and its photographed crop for every target (columns), each with
+    ``model``'s top-1 on the crop, green when it is the target; empty where no photo of that slot was read."""
+    from ..sheets.target_grid import grid_rows, target_groups
+
+    class_names = manifest["model"]["class_names"]
+    crops = {}
+    for p in predictions:
+        if p["model"] == model and p.get("crop"):
+            crops.setdefault((p["image_id"], p["variant"]), p)
+    html = []
+    for group, by_target in target_groups(manifest["images"]).items():
+        head = "".join(f'<th scope="col">{e(n)}</th>' for n in class_names)
+        body = []
+        for rec in grid_rows(manifest["images"]):
+            tds = []
+            for j in range(len(class_names)):
+                p = crops.get((rec["id"], by_target.get(j)))
+                if p is None:
+                    tds.append('<td class="missing">&ndash;</td>')
+                    continue
+                top = int(str(p["photo_top5"]).split()[0])
+                cls = "diag" if j == int(rec["label"]) else "ok" if top == j else "bad"
+                uri = data_uri(Path(captures) / p["crop"])
+                img = f'<img class="pixelated" src="{uri[0]}" alt="{e(p["crop"])}" width="48" height="48">' if uri else ""
+                tds.append(f'<td class="{cls}">{img}<br><small>{e(class_names[top])}</small></td>')
+            body.append(f'<tr><th scope="row">{e(rec.get("label_name", ""))}</th>{"".join(tds)}</tr>')
+        html.append(f'<h3>{e(group)}</h3><div class="scroll"><table class="grid"><thead><tr><th></th>{head}</tr>'
+                    f"</thead><tbody>{''.join(body)}</tbody></table></div>")
+    return "".join(html)
+
+
 # ---------------------------------------------------------------- page
 
 CSS = """
@@ -492,6 +526,10 @@ figure.plot figcaption { font-size: .9em; color: var(--muted); font-family: ui-m
 figure.panel { margin: 0; width: 164px; }
 figure.panel .what { font-size: .82em; font-weight: 600; color: var(--muted); text-transform: uppercase; letter-spacing: .03em; }
 img.thumb, .thumb { width: 128px; height: 128px; display: block; border: 1px solid var(--line); background: #eee; object-fit: contain; }
+table.grid { border-collapse: collapse; font-size: .72em; }
+table.grid td, table.grid th { padding: 2px; text-align: center; border: 1px solid var(--line); }
+table.grid td.ok small { color: var(--ok); font-weight: 600; } table.grid td.bad small { color: var(--bad); }
+table.grid td.diag { background: var(--head); } span.ok { color: var(--ok); } span.bad { color: var(--bad); }
 img.pixelated { image-rendering: pixelated; image-rendering: crisp-edges; image-rendering: pixelated; }
 .missing-img { display: flex; flex-direction: column; align-items: center; justify-content: center; color: var(--bad); font-size: .8em; }
 ol.top3 { list-style: none; margin: 4px 0 0; padding: 0; font-size: .84em; font-variant-numeric: tabular-nums; }
@@ -691,6 +729,14 @@ def render_html(*, manifest: dict[str, Any], figures: Sequence[dict[str, Any]],
                     "made on the column's own model, are marked &#9733;. Rows <i>noise like</i> a model: Gaussian noise "
                     "of the same L2 as that model's images, picture by picture (Szegedy et al.'s control).</p>"
                     + transfer_tables(transfer, manifest))
+
+    if any(p.get("crop") for p in predictions) and "target_grid" in manifest.get("layout", {}):
+        toc.append(("target-grid", "Target grid, photographed", []))
+        body.append(f'<h2 id="target-grid">Target grid, photographed</h2><p class="muted">Each picture (rows: one of '
+                    f"each class) attacked towards each class (columns), as photographed, with {e(primary)}'s top-1 "
+                    "on the crop: <span class=\"ok\">green</span> when it is the target, <span class=\"bad\">red</span> "
+                    "when not; the diagonal is the picture itself. The digital grid is target-grid.pdf.</p>"
+                    + photo_grid_html(manifest, predictions, captures, primary))
 
     if plots:
         toc.append(("plots", "Plots", []))

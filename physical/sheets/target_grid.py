@@ -36,7 +36,7 @@ def target_groups(records: Sequence[dict[str, Any]]) -> dict[str, dict[int, str]
     return groups
 
 
-def _rows(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+def grid_rows(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """The grid's rows: the experiment's first picture of each class, in class order."""
     first: dict[int, dict[str, Any]] = {}
     for rec in records:
@@ -46,7 +46,7 @@ def _rows(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def grid_cells(records: Sequence[dict[str, Any]]) -> set[tuple[str, str]]:
     """The (image id, variant name) pairs the grid shows (the images to read for it)."""
-    return {(rec["id"], name) for rec in _rows(records) for by_target in target_groups(records).values()
+    return {(rec["id"], name) for rec in grid_rows(records) for by_target in target_groups(records).values()
             for name in by_target.values()}
 
 
@@ -60,7 +60,7 @@ def write_target_grid(path: Path, records: Sequence[dict[str, Any]], images: Map
     groups = target_groups(records)
     if not groups:
         return 0
-    rows = _rows(records)
+    rows = grid_rows(records)
     n_cols = len(class_names)
     page_w, page_h = PAPER_SIZES_MM[paper]
     margin, head_w, head_h, gap, text_h = 12.0, 16.0, 8.0, 1.2, 3.0
