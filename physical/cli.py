@@ -161,8 +161,8 @@ def make_sheets_cmd(
                                                      "attack's size: a transfer table from one set of photos "
                                                      "(classify with `physical report --model`)."),
     targets: Optional[str] = typer.Option(None, "--targets",
-                                          help="ll or all: the target of every targeted method (cw, cw_l0, cw_linf, "
-                                               "pgd, lbfgs); all attacks each picture towards every class, a "
+                                          help="ll or all: the target of every targeted method (ll, pgd, cw, cw_l0, cw_linf, "
+                                               "lbfgs); all attacks each picture towards every class, a "
                                                "variant per class, and draws the target grid (target-grid.pdf)."),
     defense: Optional[str] = typer.Option(None, "--defense",
                                           help="Input-transformation defense in front of the model, steps in order: "

@@ -281,3 +281,22 @@ def test_experiments_made_before_targets_were_recorded_still_count_their_least_l
         {"name": "lbfgs", "method": "lbfgs", "params": {"target": "least-likely"}},
         {"name": "pgd_e8", "method": "pgd", "params": {"eps": 8}}]}]}
     assert variant_targets(manifest) == {("a", "cw"): 7, ("a", "lbfgs"): 7}
+
+
+def test_the_iterative_least_likely_method_aims_at_any_class(demo_model, demo_batch):
+    """ll:target=all: the paper's iteration (alpha one level, its steps) towards each class in turn; the bare
+    ll keeps the least-likely class (attack_grid's)."""
+    from physical.attacks import attack_grid, least_likely, least_likely_class
+    from physical.attacks.spec import targeted_methods
+    from physical.sheets.variants import AttackSettings, run_attack
+
+    assert targeted_methods() == ("ll", "pgd", "cw", "cw_l0", "cw_linf", "lbfgs")
+    x, y = demo_batch[0][:4], demo_batch[1][:4]
+    variants = plan_variants(parse_methods("ll:target=all"), [4], classes=[str(k) for k in range(10)])[1:]
+    y_ll = least_likely_class(demo_model, x)
+    for v in variants[:3]:
+        got = run_attack(v, demo_model, x, y, y_ll, AttackSettings(), 0)
+        want = least_likely(demo_model, x, 4 / 255, target=torch.full_like(y, v.target_class))
+        assert torch.equal(got, want)
+    grid = attack_grid(demo_model, x, y, [4 / 255], ["ll"])[("ll", 4 / 255)]
+    assert (grid - least_likely(demo_model, x, 4 / 255)).abs().max().item() < 1e-6

@@ -16,8 +16,11 @@ from .gradient import clip_eps, input_gradient
 from .methods import eps_steps
 from .options import Option
 
-# bim and ll (make-sheets makes them with attack_grid, which takes the same steps).
+# bim and ll (make-sheets makes them with attack_grid, which takes the same steps); ll may aim at every class.
 OPTIONS = (Option("step_factor", 1, "F times the paper's number of steps (alpha stays one level)", low=1),)
+LL_OPTIONS = (*OPTIONS, Option("target", "ll", "the class it aims at: ll, the least-likely class of the clean "
+                                                "image (the paper's), or all (one variant per class)", kind=str,
+                               choices=("ll", "all")))
 
 
 def _iterate(model: nn.Module, x: torch.Tensor, target: torch.Tensor, eps: float,
@@ -42,7 +45,8 @@ def least_likely_class(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
 
 
 def least_likely(model: nn.Module, x: torch.Tensor, eps: float,
-                 alpha: float = 1 / 255, steps: int | None = None) -> torch.Tensor:
-    """Iterative least-likely class method; the target is fixed from the clean x."""
-    y_ll = least_likely_class(model, x)
-    return _iterate(model, x, y_ll, eps, alpha, eps_steps(eps) if steps is None else steps, -1.0)
+                 alpha: float = 1 / 255, steps: int | None = None, target: torch.Tensor | None = None) -> torch.Tensor:
+    """Iterative least-likely class method; the target is fixed from the clean x, or given (N,) to aim
+    the same iteration at other classes (``--targets all``)."""
+    target = least_likely_class(model, x) if target is None else target
+    return _iterate(model, x, target, eps, alpha, eps_steps(eps) if steps is None else steps, -1.0)

@@ -19,7 +19,7 @@ from typing import Any, Iterable, Mapping
 # By name: the package's cw, eot, pgd ... are the functions, not the modules.
 from .cw import L0_OPTIONS as CW_L0_OPTIONS, LINF_OPTIONS as CW_LINF_OPTIONS, OPTIONS as CW_OPTIONS
 from .eot import OPTIONS as EOT_OPTIONS
-from .iterative import OPTIONS as ITERATIVE_OPTIONS
+from .iterative import LL_OPTIONS, OPTIONS as ITERATIVE_OPTIONS
 from .lbfgs import OPTIONS as LBFGS_OPTIONS
 from .onepixel import OPTIONS as ONEPIXEL_OPTIONS
 from .pgd import OPTIONS as PGD_OPTIONS
@@ -29,7 +29,7 @@ from .options import Option
 METHOD_OPTIONS: dict[str, tuple[Option, ...]] = {
     "fast": (),
     "bim": ITERATIVE_OPTIONS,
-    "ll": ITERATIVE_OPTIONS,
+    "ll": LL_OPTIONS,
     "eot": EOT_OPTIONS,
     "eot_ll": EOT_OPTIONS,
     "pgd": PGD_OPTIONS,

@@ -138,7 +138,7 @@ def make_sheets(
     ``method_options``: make-sheets' flags as keywords (``pgd_steps=100``, ``eot_samples=4``,
     ``onepixel_pixels=(1, 3)``, ``cw_least_likely=True``: :func:`~physical.attacks.spec.method_flags`),
     the defaults of every variant of their method; a spec's options override them.
-    ``targets`` (``ll`` or ``all``) sets the target of every targeted method (cw, cw_l0, cw_linf, pgd,
+    ``targets`` (``ll`` or ``all``) sets the target of every targeted method (ll, pgd, cw, cw_l0, cw_linf,
     lbfgs); ``all`` makes a variant per class (``cw_t3``), every picture attacked towards it (its own
     class: the picture itself), and the target grid ``target-grid.pdf``.
     ``sources``: other models (``--model`` specs) whose gradients make the same attacks again, each
@@ -417,7 +417,7 @@ def _attack_batch(batch: list[Picture], index: Sequence[int], clf: Classifier,
     for key, attacker in source_models.items():
         mine = [v for v in variants[1:] if v.source == key and v.method != NOISE]
         # The paper's methods come from attack_grid, one call per step factor (fast has none: with the first).
-        paper = [v for v in mine if v.method in PAPER_METHODS]
+        paper = [v for v in mine if v.method in PAPER_METHODS and v.target_class is None]
         factors = list(dict.fromkeys(dict(v.options)["step_factor"] for v in paper if v.options)) or [1]
         group = {v: dict(v.options).get("step_factor", factors[0]) for v in paper}
         grids = {f: attack_grid(attacker, x, y, [e / 255 for e in eps],
@@ -426,7 +426,7 @@ def _attack_batch(batch: list[Picture], index: Sequence[int], clf: Classifier,
         for v in mine:
             k = variants.index(v) - 1
             salt = v.eps * 7 + CHANNEL_METHODS.index(v.method) if v.method in CHANNEL_METHODS else 1000 + k
-            adv = grids[group[v]][(v.method, v.eps / 255)] if v.method in PAPER_METHODS else \
+            adv = grids[group[v]][(v.method, v.eps / 255)] if v in group else \
                 run_attack(v, attacker, x, y, y_ll_of[key], settings, [picture_seed(seed, i, salt) for i in index])
             if v.target_class is not None:
                 # The grid's diagonal: a picture "attacked" towards its own class is the picture itself.

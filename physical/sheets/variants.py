@@ -17,7 +17,7 @@ from typing import Any, Mapping, Sequence
 
 import torch
 
-from ..attacks import (EPS_METHODS, cw, cw_l0, cw_linf, eot, eot_ll, eps_steps, lbfgs, onepixel, pgd)
+from ..attacks import (EPS_METHODS, cw, cw_l0, cw_linf, eot, eot_ll, eps_steps, lbfgs, least_likely, onepixel, pgd)
 from ..attacks.cw import CW_C0, CW_LINF_C0, CW_LINF_C_MAX, CW_LINF_LR, CW_LINF_TAU0, CW_LR
 from ..attacks.lbfgs import LBFGS_C0
 from ..attacks.onepixel import ONEPIXEL_F, ONEPIXEL_STOP
@@ -258,6 +258,9 @@ def run_attack(v: Variant, model: torch.nn.Module, x: torch.Tensor, y: torch.Ten
         if m == "eot":
             return eot(model, x, y, v.eps / 255, s.channel, steps=steps, seed=seed, **opts)
         return eot_ll(model, x, v.eps / 255, s.channel, steps=steps, seed=seed, **opts)
+    if m == "ll":          # aimed at a given class (target=all); the paper's ll comes from attack_grid
+        return least_likely(model, x, v.eps / 255, steps=paper_steps(v.eps, opts["step_factor"]),
+                            target=opts["target"])
     if m == "pgd":
         return pgd(model, x, y, v.eps / 255, seed=seed, **opts)
     if m in ("cw", "cw_l0", "cw_linf"):
