@@ -140,7 +140,7 @@ def test_report_writes_figures_that_predictions_csv_reproduces(small_demo):
     assert {(p["variant"], p["method"], p["eps"], p["setting"]) for p in preds} == {
         ("clean", "", "0", ""), ("fast_e8", "fast", "8", "ε=8"), ("ll_e8", "ll", "8", "ε=8")}
     assert open(rep / "figures.csv").readline() == ("model,source,case,table,attack,method,eps,setting,l2,linf,"
-                                                    "metric,variant,k,n,value,ci_low,ci_high\n")
+                                                    "l0,metric,variant,k,n,value,ci_low,ci_high\n")
     # Recompute the fast eps=8 average-case top-1 destruction rate from predictions.csv alone.
     rows = {(p["image_id"], p["variant"]): p for p in preds}
     k = n = 0
@@ -267,9 +267,10 @@ def mixed_figures():
 def test_variants_without_eps_keyed_by_name_with_their_setting_and_mean_perturbation():
     from physical.report.figures import Cell, cells_in_order, variant_cells
 
-    expected = [Cell("fast_e8", "fast", 8, "ε=8", 442.0, 8.0), Cell("cw", "cw", None, "κ=0", 21.0, 3.0),
-                Cell("onepixel_d1", "onepixel", None, "d=1", 100.0, 100.0),
-                Cell("onepixel_d3", "onepixel", None, "d=3", 180.0, 200.0)]
+    # l0: the mean pixels changed, (1024 + 1000 + 1010) / 3 and (92 + 50 + 70) / 3.
+    expected = [Cell("fast_e8", "fast", 8, "ε=8", 442.0, 8.0, 3034 / 3), Cell("cw", "cw", None, "κ=0", 21.0, 3.0, 212 / 3),
+                Cell("onepixel_d1", "onepixel", None, "d=1", 100.0, 100.0, 1.0),
+                Cell("onepixel_d3", "onepixel", None, "d=3", 180.0, 200.0, 3.0)]
     # Table order: the methods' order (fast, ..., cw, ..., onepixel), then the manifest's within a method.
     assert variant_cells(mixed_manifest()) == expected
     figures = mixed_figures()
@@ -301,20 +302,22 @@ def test_terminal_and_html_label_each_variant_with_its_setting_and_norms(tmp_pat
     for table in render_tables(figures, "photo", "m"):
         console.print(table)
     text = console.export_text()
-    rows = [ln.split("│")[1:4] for ln in text.splitlines() if "│" in ln]
-    # Each label in both tables (accuracy, then destruction), with its mean L2 and L-infinity.
+    rows = [ln.split("│")[1:5] for ln in text.splitlines() if "│" in ln]
+    # Each label in both tables (accuracy, then destruction), with its mean L0, L2 and L-infinity.
     assert [[c.strip() for c in r] for r in rows if r[1].strip()] == 2 * [
-        ["fast ε=8", "442.0", "8.0"], ["C&W κ=0", "21.0", "3.0"], ["one-pixel d=1", "100.0", "100.0"],
-        ["one-pixel d=3", "180.0", "200.0"]]
+        ["fast ε=8", "1011.3", "442.0", "8.0"], ["C&W κ=0", "70.7", "21.0", "3.0"],
+        ["one-pixel d=1", "1.0", "100.0", "100.0"], ["one-pixel d=3", "3.0", "180.0", "200.0"]]
     assert text.index("fast ε=8") < text.index("C&W κ=0") < text.index("one-pixel d=1") < text.index("one-pixel d=3")
     assert "100%  n=2" in text   # cw's destruction rate
 
     for rows in (figures, [{k: "" if v is None else str(v) for k, v in f.items()} for f in figures]):
         page = render_html(manifest=mixed_manifest(), figures=rows, predictions=[], captures=tmp_path,
                            printouts=tmp_path, gallery=0)
-        for name, setting, l2, linf in (("fast", "ε=8", "442.0", "8.0"), ("C&amp;W", "κ=0", "21.0", "3.0"),
-                                        ("one-pixel", "d=1", "100.0", "100.0"), ("one-pixel", "d=3", "180.0", "200.0")):
-            cells = (f'{name} <span class="eps">{setting}</span></th>'
+        for name, setting, l0, l2, linf in (("fast", "ε=8", "1011.3", "442.0", "8.0"),
+                                            ("C&amp;W", "κ=0", "70.7", "21.0", "3.0"),
+                                            ("one-pixel", "d=1", "1.0", "100.0", "100.0"),
+                                            ("one-pixel", "d=3", "3.0", "180.0", "200.0")):
+            cells = (f'{name} <span class="eps">{setting}</span></th><td class="num norm">{l0}</td>'
                      f'<td class="num norm">{l2}</td><td class="num norm">{linf}</td>')
             assert page.count(cells) == 3, cells   # the two accuracy tables and the destruction table
         assert "<dt>&epsilon; (0&ndash;255)</dt><dd>8</dd>" in page

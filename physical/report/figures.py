@@ -106,6 +106,7 @@ class Cell(NamedTuple):
     setting: str           # the method's own parameter as text: "ε=8", "d=1", "κ=0"
     l2: float | None       # mean over the pictures of the printed perturbation, 0-255 units; None: unknown
     linf: float | None
+    l0: float | None = None  # mean pixels changed (any channel); None: unknown (figures written before it)
 
 
 def setting_of(variant: dict[str, Any]) -> str:
@@ -136,7 +137,7 @@ def variant_cells(manifest: dict[str, Any]) -> list[Cell]:
             norms.setdefault(v["name"], []).append(v.get("perturbation"))
     first = [v for v in manifest["images"][0]["variants"] if v["method"] is not None]
     cells = [Cell(v["name"], v["method"], v.get("eps"), setting_of(v),
-                  *(_mean([p[key] if p else None for p in norms[v["name"]]]) for key in ("l2", "linf")))
+                  *(_mean([p[key] if p else None for p in norms[v["name"]]]) for key in ("l2", "linf", "l0")))
              for v in first]
     return sorted(cells, key=lambda c: method_rank(c.method))   # stable: the manifest's order within a method
 
@@ -297,7 +298,7 @@ def figure_rows(model_id: str, source: str, records: Iterable[dict[str, Any]]) -
     for r in records:
         rate: Rate = r["rate"]
         out.append({"model": model_id, "source": source, "case": r["case"], "table": r["table"],
-                    **{key: r[key] for key in Cell._fields}, "metric": r["metric"], "variant": r["variant"],
+                    **{key: r.get(key) for key in Cell._fields}, "metric": r["metric"], "variant": r["variant"],
                     **rate.as_dict()})
     return out
 
@@ -319,7 +320,8 @@ def optional_number(value: Any, kind: type) -> Any:
 def typed_row(row: dict[str, Any]) -> dict[str, Any]:
     """A figure row with numbers as numbers (figures.csv's rows are strings; figures.json's pass unchanged)."""
     return dict(row, eps=optional_number(row["eps"], int), l2=optional_number(row.get("l2"), float),
-                linf=optional_number(row.get("linf"), float), k=int(row["k"]), n=int(row["n"]))
+                linf=optional_number(row.get("linf"), float), l0=optional_number(row.get("l0"), float),
+                k=int(row["k"]), n=int(row["n"]))
 
 
 def cells_in_order(figures: Sequence[dict[str, Any]]) -> list[Cell]:
@@ -526,7 +528,8 @@ def transfer_rows(figures: Sequence[dict[str, Any]], manifest: dict[str, Any]) -
         c = cells.get(r["attack"])
         out.append({"model": r["model"], "source": r["source"], "case": "average", "table": "transfer",
                     "attack": r["attack"], "method": r["method"], "eps": r["eps"], "setting": r["setting"],
-                    "l2": c.l2 if c else None, "linf": r["linf"], "metric": "top1", "variant": "error",
+                    "l2": c.l2 if c else None, "linf": r["linf"], "l0": c.l0 if c else None, "metric": "top1",
+                    "variant": "error",
                     **Rate(int(r["n"]) - int(r["k"]), int(r["n"])).as_dict()})
     return out
 

@@ -114,16 +114,17 @@ def _dr_cell(r: Rate | None) -> str:
 
 
 def _cell_label(cell: Cell, names: dict[str, str], rowspan: int = 1) -> str:
-    """The row's label (the method's short name and its setting) and its mean L2 and L-infinity."""
+    """The row's label (the method's short name and its setting) and its mean L0, L2 and L-infinity."""
     span = f' rowspan="{rowspan}"' if rowspan > 1 else ""
     norms = "".join(f'<td class="num norm{" na" if v is None else ""}"{span}>{e(norm_text(v))}</td>'
-                    for v in (cell.l2, cell.linf))
+                    for v in (cell.l0, cell.l2, cell.linf))
     return (f'<th scope="row"{span}>{e(names.get(cell.method, cell.method))} '
             f'<span class="eps">{e(cell.setting)}</span></th>{norms}')
 
 
-# The header cells of the two norm columns, beside every table's method column.
-NORM_HEAD = ('<th rowspan="2" scope="col" title="mean L2 of the printed perturbation, 0-255 levels">L2</th>'
+# The header cells of the three norm columns, beside every table's method column.
+NORM_HEAD = ('<th rowspan="2" scope="col" title="mean pixels changed by the printed perturbation">L0</th>'
+             '<th rowspan="2" scope="col" title="mean L2 of the printed perturbation, 0-255 levels">L2</th>'
              '<th rowspan="2" scope="col" title="mean L-infinity of the printed perturbation, 0-255 levels">'
              'L&infin;</th>')
 
@@ -552,9 +553,10 @@ LEGEND_ACC = (
     "<b>simulated</b>: the same images through a simulated camera; <b>digital</b>: the PNG files the model saw "
     "before printing (each picture once). <b>clean</b> / <b>adversarial</b>: the unmodified picture and the "
     "attacked one (the row's method and its setting: &epsilon; on the 0&ndash;255 scale, d the pixels "
-    "changed, &kappa; the Carlini-Wagner confidence). <b>L2</b>, <b>L&infin;</b>: the mean over the pictures of "
-    "the printed perturbation (the 8-bit adversarial image minus the clean one, 0&ndash;255 levels): its "
-    "Euclidean norm over every pixel and channel, and its largest change.</p>"
+    "changed, &kappa; the Carlini-Wagner confidence). <b>L0</b>, <b>L2</b>, <b>L&infin;</b>: the mean over the "
+    "pictures of the printed perturbation (the 8-bit adversarial image minus the clean one, 0&ndash;255 levels): "
+    "the pixels it changes (in any channel), its Euclidean norm over every pixel and channel, and its largest "
+    "change.</p>"
     "<p><b>Average case</b>: every picture; <b>prefiltered</b>: only the pictures the attack clearly worked on "
     "digitally (see the definition above).</p>")
 LEGEND_DR = (

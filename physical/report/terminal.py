@@ -36,17 +36,17 @@ def render_tables(figures: Sequence[dict[str, Any]], source: str = "photo", mode
     fig = [f for f in figures if f["model"] == model and f["source"] == source]
     what = "photos" if source == "photo" else source
     out = []
-    acc = Table(title=f"Accuracy % top-1 / top-5, average case ({what}; {model}); L2, L∞: the mean printed "
-                      "perturbation of each variant, 0-255 levels", title_justify="left")
+    acc = Table(title=f"Accuracy % top-1 / top-5, average case ({what}; {model}); L0, L2, L∞: the mean printed "
+                      "perturbation of each variant (pixels changed; 0-255 levels)", title_justify="left")
     acc.add_column("method, setting")
-    for col in ("L2", "L∞"):
+    for col in ("L0", "L2", "L∞"):
         acc.add_column(col, justify="right")
     for col in ("clean, transformed", "adv., transformed", "clean, digital", "adv., digital"):
         acc.add_column(col.replace("transformed", "photo" if source == "photo" else "simulated"), justify="right")
     dr = Table(title=f"Destruction rate with 95% interval ({what}; {model}); under each method, the digital "
                      "top-1 accuracy of its adversarial images", title_justify="left")
     dr.add_column("method, setting")
-    for col in ("L2", "L∞"):
+    for col in ("L0", "L2", "L∞"):
         dr.add_column(col, justify="right")
     for col in ("average, top-1", "average, top-5", "prefiltered, top-1", "prefiltered, top-5"):
         dr.add_column(col, justify="right")
@@ -59,7 +59,7 @@ def render_tables(figures: Sequence[dict[str, Any]], source: str = "photo", mode
             return f"{_pct(r1)} / {_pct(r5)}  n={r1.n}"
 
         label = cell_label(cell.method, cell.setting)
-        norms = (norm_text(cell.l2), norm_text(cell.linf))
+        norms = (norm_text(cell.l0), norm_text(cell.l2), norm_text(cell.linf))
         acc.add_row(label, *norms, *(pair("average", "accuracy", v) for v in
                              ("transformed_clean", "transformed_adv", "digital_clean", "digital_adv")))
         # The attack's digital success beside what the photo destroys: EoT trades a little of the
