@@ -166,7 +166,8 @@ def make_sheets_cmd(
                                                "variant per class, and draws the target grid (target-grid.pdf)."),
     defense: Optional[str] = typer.Option(None, "--defense",
                                           help="Input-transformation defense in front of the model, steps in order: "
-                                               "jpeg:Q, bits:B, median:K, randomize, tvm:P (e.g. bits:4,jpeg:75,randomize). "
+                                               "jpeg:Q, bits:B, median:K, randomize, tvm:P, and sap:P (stochastic activation pruning inside the "
+                                               "network) (e.g. bits:4,jpeg:75,randomize). "
                                                "Attacks are adaptive: BPDA and EoT over its randomness."),
     defense_samples: int = typer.Option(8, "--defense-samples",
                                         help="EoT: draws of a random defense per gradient of an adaptive attack."),
@@ -213,7 +214,7 @@ def make_sheets_cmd(
     if "defense" in m["model"]:
         d = m["model"]["defense"]
         out.print(f"defense {d['spec']} (seed {d['seed']}): attacks " + (
-            "on the bare model (non-adaptive)" if not d["adaptive"] else
+            f"non-adaptive, on {d.get('non_adaptive_attack') or 'the bare model'}" if not d["adaptive"] else
             f"adaptive (BPDA, EoT over {d['attack_samples']} draws)"), soft_wrap=True)
     out.print(f"digital top-1 accuracy{' (all ' + str(m['print']['of']) + ' pictures)' if 'print' in m else ''}: "
               f"{worst}", soft_wrap=True)

@@ -11,6 +11,7 @@ generator, seeded: the same calls give the same draws.
 """
 from __future__ import annotations
 
+import copy
 from typing import Sequence
 
 import torch
@@ -18,6 +19,7 @@ from torch import Tensor, nn
 
 from ..errors import PhysicalError
 from ..models import Classifier
+from .sap import activation_modules, prune_activations
 from .spec import Step, describe, spec_text
 from .transforms import (bit_depth, draw_randomize, draw_tvm, jpeg, median, padded_size, randomize, straight_through,
                          tvm)
@@ -38,6 +40,19 @@ class DefendedNet(nn.Module):
         self.model, self.steps, self.samples = model, list(steps), int(samples)
         self.generator = torch.Generator().manual_seed(seed)
         self.random = any(s.kind.random for s in self.steps)
+        sap = [s for s in self.steps if s.name == "sap"]
+        if sap:
+            # A copy: the hooks must not prune the bare model that others (a non-adaptive attack) still use.
+            self.model = copy.deepcopy(model)
+            prune_activations(self.model.net, sap[0].param, self._generator_for)
+
+    def _generator_for(self, h: Tensor) -> torch.Generator:
+        """The generator to draw with on h's device: the module's own on the CPU, elsewhere one seeded from it
+        (so that reseeding the module's generator reseeds every draw)."""
+        if h.device.type == "cpu":
+            return self.generator
+        seed = int(torch.randint(0, 2 ** 62, (1,), generator=self.generator))
+        return torch.Generator(device=h.device).manual_seed(seed)
 
     def transform(self, x: Tensor) -> Tensor:
         """The steps alone, with BPDA where declared (one draw per image for the random ones)."""
@@ -54,6 +69,8 @@ class DefendedNet(nn.Module):
             elif step.name == "tvm":
                 mask = draw_tvm(x.shape[0], x.shape[-2], x.shape[-1], step.param / 100, self.generator)
                 x = straight_through(x, lambda z, m=mask: tvm(z, m))
+            elif step.name == "sap":
+                continue                  # inside the network: the hooks of __init__
             else:  # parse_defense admits only the names above
                 raise ValueError(f"unknown defense step {step.name}")
         return x
@@ -86,6 +103,9 @@ def defend(model: Classifier, steps: Sequence[Step], samples: int = 1, seed: int
     steps = list(steps)
     if any(s.name == "randomize" for s in steps):
         _check_takes_padded(model)
+    if any(s.name == "sap" for s in steps) and not activation_modules(model.net):
+        raise PhysicalError(f"--defense sap: model {model.model_id} has no nn.ReLU module for SAP to prune after "
+                            "(it reaches the demo models and torchvision's ResNets); choose one of those")
     net = DefendedNet(model, steps, samples, seed)
     out = Classifier(net, model_id=f"{model.model_id}+{spec_text(list(steps))}", class_names=model.class_names,
                      input_size=model.input_size, resize_size=model.resize_size, mean=[0.0, 0.0, 0.0],

@@ -641,8 +641,8 @@ def attacked_role(manifest: dict[str, Any]) -> str:
     if not d:
         return "attacked model"
     if not d.get("adaptive", True):
-        return (f"defended by {d['spec']}; attacked non-adaptively: the adversarial images were made on the "
-                f"bare {manifest['model']['id']}")
+        return (f"defended by {d['spec']}; attacked non-adaptively: the adversarial images were made on "
+                + (d.get("non_adaptive_attack") or f"the bare {manifest['model']['id']}"))
     return f"defended by {d['spec']}; attacked adaptively (BPDA, EoT over {d.get('attack_samples', 1)} draws)"
 
 

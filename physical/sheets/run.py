@@ -150,8 +150,8 @@ def make_sheets(
     ``defense`` (``--defense SPEC``, :mod:`physical.defenses`) puts input transformations in front of
     the model: every prediction is the defended model's (one seeded draw of its randomness per
     image), and the attacks are adaptive (BPDA, and EoT over ``defense_samples`` draws per
-    gradient) unless ``non_adaptive``, which attacks the bare model, as the defenses' own papers
-    did, and evaluates the defended one.
+    gradient) unless ``non_adaptive``, which attacks as the defenses' own papers did (the bare model;
+    for ``sap``, the pruned network one draw a step) and evaluates the defended one.
     ``print_count``: attack every picture but print a seeded random sample of this many
     (:func:`~physical.sheets.digital.print_sample`); the manifest holds the printed ones, ``digital.npz``
     the digital predictions of all, ``images/`` the PNGs of the printed ones (of all with ``all_pngs``).
@@ -220,7 +220,11 @@ def make_sheets(
         from ..defenses import defend
 
         clf = defend(bare, steps, samples=1, seed=seed)
-        attacker = bare if non_adaptive else defend(bare, steps, samples=defense_samples, seed=seed + 1)
+        if not non_adaptive:
+            attacker = defend(bare, steps, samples=defense_samples, seed=seed + 1)
+        elif any(s.name == "sap" for s in steps):
+            # SAP's own paper attacked the pruned network one draw a step (no expectation over its draws).
+            attacker = defend(bare, [s for s in steps if s.name == "sap"], samples=1, seed=seed + 1)
     # Read lazily: a picture is decoded when its batch comes (memory flat in the number of pictures);
     # the up-front check that every file can be read is shared out between the processes.
     pictures, labels_source = load_pictures(
@@ -344,7 +348,9 @@ def make_sheets(
                 "model": {**bare.describe(), "spec": model if isinstance(model, str) else bare.model_id,
                           **({"defense": {**clf.defense, "adaptive": not non_adaptive,
                                           "attack_samples": 1 if non_adaptive else defense_samples,
-                                          "attack_seed": None if non_adaptive else seed + 1}}
+                                          "attack_seed": None if attacker is bare else seed + 1,
+                                          "non_adaptive_attack": None if not non_adaptive else NON_ADAPTIVE[
+                                              "sap" if attacker is not bare else "transform"]}}
                              if steps is not None else {})},
                 "attack": {
                     "methods": methods, "eps": eps, "alpha": 1,
@@ -380,6 +386,11 @@ def make_sheets(
             shutil.rmtree(staging, ignore_errors=True)
         finish(w)
     return SheetsResult(out=out, manifest=manifest)
+
+
+# What --non-adaptive attacks, per defense: the attack its own paper reported (the manifest records which).
+NON_ADAPTIVE = {"transform": "the bare model (no BPDA, no EoT)",
+                "sap": "the pruned network, one draw of SAP a step (no EoT), the input transformations ignored"}
 
 
 # How make-sheets seeds a randomised attack: per picture (its place in the experiment) and variant,
