@@ -12,7 +12,8 @@ Digital (always): on ``--count`` CIFAR-10 test pictures (a seeded sample, as in
 ``jpeg:75``, ``median:3``, ``randomize`` and ``bits:4,jpeg:75,randomize``): top-1
 accuracy of the bare ``demo`` and of the defended model on clean pictures; under
 the basic iterative method at eps 8 and 16 made on the bare model (non-adaptive:
-what the defenses' own papers reported) and made on the defended model
+what the defenses' own papers reported; for ``sap:P``, made on the pruned network one draw a
+step, as Dhillon et al. did) and made on the defended model
 (adaptive: BPDA through JPEG and bit depth, EoT over ``--samples`` draws of the
 random steps), with the paper's number of steps and with twice as many. A
 random defense is classified over ``--draws`` seeded draws (not the attack's),
@@ -86,8 +87,12 @@ def digital(args: argparse.Namespace) -> list[dict]:
         steps = parse_defense(spec)
         judge = defend(bare, steps, samples=1, seed=0)          # classification: one draw per pass
         row: dict = {"defense": spec, "clean": correct(judge, x, y, args.draws, args.seed + 7)}
+        # Non-adaptive is the defense's own paper's attack: the bare model, or for SAP the pruned network one
+        # draw a step (make-sheets --non-adaptive does the same).
+        sap = [s for s in steps if s.name == "sap"]
+        own = {e: attack(defend(bare, sap, samples=1, seed=args.seed + 1), e, 1) for e in eps_list} if sap else transfer
         for e in eps_list:
-            row[f"bim{e}"] = correct(judge, transfer[e], y, args.draws, args.seed + 7)
+            row[f"bim{e}"] = correct(judge, own[e], y, args.draws, args.seed + 7)
             for factor in (1, 2):
                 t = time.perf_counter()
                 attacker = defend(bare, steps, samples=args.samples, seed=args.seed + 1)
