@@ -203,7 +203,8 @@ def load_net(path: Path) -> torch.nn.Module:
 
     with safe_open(str(path), "pt") as f:
         meta = f.metadata() or {}
-    net = build_net(meta.get("architecture", "ResNet20"), int(meta["width"]) if "width" in meta else None)
+    net = build_net(meta.get("architecture", "ResNet20"), int(meta["width"]) if "width" in meta else None,
+                    int(meta.get("thermometer", 0)))
     net.load_state_dict(load_file(str(path)))
     return net
 
@@ -236,6 +237,9 @@ def main() -> None:
                    help="the network: ResNet20 (the demo's) or SmallVGG (plain convolutions, for transfer tables)")
     p.add_argument("--width", type=int, default=None,
                    help="the first stage's width (default: the architecture's, 16 for ResNet20, 32 for SmallVGG)")
+    p.add_argument("--thermometer", type=int, default=0,
+                   help="L > 0: the network sees the L-level thermometer encoding of each channel (Buckman et al. "
+                        "2018; 16 for demo-thermometer)")
     p.add_argument("--half", type=int, choices=(0, 1), default=None,
                    help="train on one half of the training pictures (a seeded split, the same for both halves: "
                         "Szegedy et al.'s cross-training-set models)")
@@ -277,7 +281,7 @@ def main() -> None:
     teacher = load_net(args.teacher).to(dev).eval() if args.teacher is not None else None
 
     torch.manual_seed(args.seed)
-    model = build_net(args.arch, args.width)
+    model = build_net(args.arch, args.width, args.thermometer)
     width = args.width if args.width is not None else ARCHITECTURES[args.arch][1]
     if args.init is not None:
         model.load_state_dict(load_file(str(args.init)))
@@ -362,12 +366,15 @@ def main() -> None:
         "train_minutes": f"{elapsed / 60:.1f}", "threads": str(torch.get_num_threads()),
         "init": args.init.name if args.init else "random", "lr": str(args.lr), "wd": str(args.wd),
         "warmup_epochs": str(args.warmup_epochs),
-        "width": str(width), "device": str(dev), "label_smoothing": str(smoothing),
-        "defense": (f"adversarial training, {ADV_NAMES[args.adv_method]}, "
+        "width": str(width), **({"thermometer": str(args.thermometer)} if args.thermometer else {}),
+        "device": str(dev), "label_smoothing": str(smoothing),
+        "defense": (f"thermometer encoding, {args.thermometer} levels" + ("; " if eps > 0 else "")
+                    if args.thermometer else "") + (f"adversarial training, {ADV_NAMES[args.adv_method]}, "
                     f"eps {args.adv_eps:g}/255" + (f"; {stopped}" if stopped else "") if eps > 0 else
                     f"defensive distillation at T = {args.temperature:g} from {args.teacher.name}"
                     if args.teacher is not None else
-                    f"trained at temperature {args.temperature:g}" if args.temperature != 1 else "none"),
+                    f"trained at temperature {args.temperature:g}" if args.temperature != 1 else
+                    "" if args.thermometer else "none"),
         "classes": json.dumps(list(CIFAR10_CLASSES)),
         "mean": json.dumps(CIFAR10_MEAN), "std": json.dumps(CIFAR10_STD),
     }

@@ -125,3 +125,18 @@ def test_a_tiny_vgg_on_one_half_records_its_architecture_and_loads_back(train_de
     net = train_demo.load_net(tmp_path / "vgg.safetensors")
     assert isinstance(net, SmallVGG) and net.features[0].out_channels == 8
     shutil.rmtree(data)
+
+
+def test_a_tiny_thermometer_model_records_its_encoding_and_loads_back(train_demo, tmp_path, monkeypatch):
+    from physical.models.thermometer import ThermometerNet
+
+    data = _tiny_cifar(tmp_path / "cifar")
+    _train(train_demo, monkeypatch, "--data", str(data), "--epochs", "1", "--batch", "16", "--warmup-epochs", "1",
+           "--width", "8", "--thermometer", "16", "--work-dir", str(tmp_path / "w"),
+           "--out", str(tmp_path / "t.safetensors"))
+    with safe_open(str(tmp_path / "t.safetensors"), "pt") as f:
+        meta = f.metadata()
+    assert meta["thermometer"] == "16" and meta["defense"] == "thermometer encoding, 16 levels"
+    net = train_demo.load_net(tmp_path / "t.safetensors")
+    assert isinstance(net, ThermometerNet) and net.net.stem[0].in_channels == 48
+    shutil.rmtree(data)

@@ -48,10 +48,10 @@ class ResNet20(nn.Module):
     Input: normalised images (N, 3, 32, 32). Output: logits (N, 10).
     """
 
-    def __init__(self, num_classes: int = 10, width: int = 16) -> None:
+    def __init__(self, num_classes: int = 10, width: int = 16, in_channels: int = 3) -> None:
         super().__init__()
         w = width
-        self.stem = nn.Sequential(nn.Conv2d(3, w, 3, 1, 1, bias=False), nn.BatchNorm2d(w), nn.ReLU())
+        self.stem = nn.Sequential(nn.Conv2d(in_channels, w, 3, 1, 1, bias=False), nn.BatchNorm2d(w), nn.ReLU())
         layers: list[nn.Module] = []
         c_in = w
         for c_out, stride in ((w, 1), (2 * w, 2), (4 * w, 2)):
@@ -76,10 +76,10 @@ class SmallVGG(nn.Module):
     Input: normalised images (N, 3, 32, 32). Output: logits (N, 10).
     """
 
-    def __init__(self, num_classes: int = 10, width: int = 32) -> None:
+    def __init__(self, num_classes: int = 10, width: int = 32, in_channels: int = 3) -> None:
         super().__init__()
         layers: list[nn.Module] = []
-        c_in = 3
+        c_in = in_channels
         for c_out in (width, 2 * width, 4 * width):
             for _ in range(2):
                 layers += [nn.Conv2d(c_in, c_out, 3, 1, 1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU()]
@@ -96,9 +96,15 @@ class SmallVGG(nn.Module):
 ARCHITECTURES = {"ResNet20": (ResNet20, 16), "SmallVGG": (SmallVGG, 32)}
 
 
-def build_net(architecture: str = "ResNet20", width: int | None = None) -> nn.Module:
-    """An untrained demo network of the named architecture (``ARCHITECTURES``) and first-stage width."""
+def build_net(architecture: str = "ResNet20", width: int | None = None, thermometer: int = 0) -> nn.Module:
+    """An untrained demo network of the named architecture (``ARCHITECTURES``) and first-stage width;
+    with ``thermometer`` l > 0, behind the l-level thermometer encoding (:mod:`.thermometer`)."""
     if architecture not in ARCHITECTURES:
         raise ValueError(f"unknown demo architecture {architecture!r}; choose from {', '.join(ARCHITECTURES)}")
     cls, default = ARCHITECTURES[architecture]
-    return cls(width=default if width is None else width)
+    net = cls(width=default if width is None else width, in_channels=3 * thermometer if thermometer else 3)
+    if thermometer:
+        from .thermometer import ThermometerNet
+
+        return ThermometerNet(net, CIFAR10_MEAN, CIFAR10_STD, thermometer)
+    return net

@@ -72,7 +72,8 @@ def _load_demo(spec: str = "demo") -> Classifier:
                 f"or train them with {how}")
         with safe_open(str(path), "pt") as f:
             meta = f.metadata() or {}
-        net = build_net(meta.get("architecture", "ResNet20"), int(meta["width"]) if "width" in meta else None)
+        net = build_net(meta.get("architecture", "ResNet20"), int(meta["width"]) if "width" in meta else None,
+                        int(meta.get("thermometer", 0)))
         net.load_state_dict(load_file(str(path)))
         digest = sha256_file(path)
     return Classifier(net, model_id=spec, class_names=CIFAR10_CLASSES, input_size=(32, 32),
