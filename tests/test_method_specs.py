@@ -300,3 +300,17 @@ def test_the_iterative_least_likely_method_aims_at_any_class(demo_model, demo_ba
         assert torch.equal(got, want)
     grid = attack_grid(demo_model, x, y, [4 / 255], ["ll"])[("ll", 4 / 255)]
     assert (grid - least_likely(demo_model, x, 4 / 255)).abs().max().item() < 1e-6
+
+
+def test_an_experiment_made_before_specs_still_reports(tmp_path):
+    """The format-1 printouts of the test data (no setting, params, perturbation or specs) report as before,
+    with the new columns filled from their PNG files."""
+    import shutil
+
+    from physical.report.run import make_report
+
+    shutil.copytree(Path(__file__).parent / "data" / "printouts-format1", tmp_path / "p")
+    rep = make_report(tmp_path / "c", printouts=tmp_path / "p", simulated_only=True, artificial=False)
+    rows = [f for f in rep.figures if f["attack"] == "fast_e8" and f["table"] == "accuracy"]
+    assert rows and all(f["setting"] == "ε=8" and f["l0"] is not None and f["l0"] > 0 for f in rows)
+    assert not [f for f in rep.figures if f["table"] in ("targeted", "transfer")]
