@@ -273,7 +273,7 @@ def test_defended_experiment_end_to_end_with_the_bare_model_beside_it(tmp_path):
     r = runner.invoke(app, ["make-sheets", "--out", str(p), "--count", "2", "--methods", "fast,bim", "--eps", "8",
                             "--defense", "bits:4,jpeg:75", "--non-adaptive"])
     assert r.exit_code == 0, r.output
-    assert "defense bits:4,jpeg:75 (seed 0): attacks on the bare model (non-adaptive)" in r.output
+    assert "defense bits:4,jpeg:75 (seed 0): attacks non-adaptive, on the bare model (no BPDA, no EoT)" in r.output
     assert runner.invoke(app, ["simulate-photos", "--printouts", str(p), "--out", str(photos)]).exit_code == 0
     assert runner.invoke(app, ["ingest", str(photos), "--printouts", str(p), "--out", str(cap)]).exit_code == 0
     r = runner.invoke(app, ["report", "--captures", str(cap), "--printouts", str(p), "--no-artificial",

@@ -285,7 +285,7 @@ def test_the_command_line_defaults_are_make_sheets_defaults():
 
     api = inspect.signature(make_sheets).parameters
     parsed = {"methods": lambda s: tuple(s.split(",")), "eps": lambda s: tuple(int(v) for v in s.split(",")),
-              "onepixel_pixels": lambda s: tuple(int(v) for v in s.split(","))}
+              "sources": lambda s: tuple(s or ())}
     checked = 0
     for name, p in inspect.signature(cli.make_sheets_cmd).parameters.items():
         name = {"out_dir": "out"}.get(name, name)
