@@ -197,10 +197,11 @@ def test_sweep_counts_identity_and_transformed_accuracy(tiny, demo_model):
     for name in ("fast_e8", "ll_e8"):
         norms = [v["perturbation"] for rec in data["images"] for v in rec["variants"] if v["name"] == name]
         row = next(r for r in rows if r["attack"] == name)
-        assert (row["l2"], row["linf"]) == (sum(p["l2"] for p in norms) / 3, sum(p["linf"] for p in norms) / 3)
+        assert (row["l2"], row["linf"], row["l0"]) == (sum(p["l2"] for p in norms) / 3, sum(p["linf"] for p in norms) / 3,
+                                                       sum(p["l0"] for p in norms) / 3)
         assert row["linf"] == 8   # fast and ll move some level of every picture by the full eps
     for r in rows:
-        assert set(r) == {"transform", "strength", "attack", "method", "eps", "setting", "l2", "linf", "top1",
+        assert set(r) == {"transform", "strength", "attack", "method", "eps", "setting", "l2", "linf", "l0", "top1",
                           "top5", "clean_top1", "clean_top5"}
         for k in (1, 5):
             assert isinstance(r[f"top{k}"], Rate)

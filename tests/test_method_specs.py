@@ -251,6 +251,15 @@ def test_targets_all_end_to_end_the_grid_and_the_targeted_success(tmp_path):
             and f["source"] == "photo"]
     assert len(rows) == 10
     assert sum(f["k"] for f in rows) == hits and sum(f["n"] for f in rows) == n
+    # The terminal pools the targets: the digital cell counts each picture and target once (not once a source).
+    from rich.console import Console
+
+    from physical.report.terminal import render_targeted
+
+    console = Console(width=200, record=True)
+    for table in render_targeted(rep.figures, "demo"):
+        console.print(table)
+    assert f"{round(100 * hits / n)}%  n={n}" in console.export_text()
     photo = [f for f in rep.figures if f["table"] == "targeted" and f["variant"] == "transformed_adv"
              and f["source"] == "photo"]
     assert sum(f["n"] for f in photo) >= 1 and all(f["k"] <= f["n"] for f in photo)

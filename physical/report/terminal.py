@@ -117,7 +117,8 @@ def render_targeted(figures: Sequence[dict[str, Any]], model: str | None = None)
     for s in ["digital", *sources]:
         table.add_column("digital" if s == "digital" else source_label(s), justify="right")
     for label, rows in targeted_groups(mine):
-        digital = pooled([f for f in rows if f["variant"] == "digital_adv"])
+        # Every source's rows carry the same digital counts (of the pictures it saw): the first source's.
+        digital = pooled([f for f in rows if f["variant"] == "digital_adv" and f["source"] == sources[0]])
         by_source = {s: pooled([f for f in rows if f["variant"] == "transformed_adv" and f["source"] == s])
                      for s in sources}
         table.add_row(label, _rate_cell(digital), *(_rate_cell(by_source[s]) for s in sources))
