@@ -18,6 +18,8 @@ One module per attack family:
   every change past tau, tau lowered while it succeeds);
 - :mod:`.lbfgs`: :func:`lbfgs`, Szegedy et al.'s box-constrained L-BFGS (scipy) with a line search over c;
 - :mod:`.onepixel`: :func:`onepixel`, the d-pixel attack by differential evolution (black box);
+- :mod:`.lspga`: :func:`lspga`, Buckman et al.'s logit-space attack on a thermometer-encoded model
+  (the encoding's own, non-adaptive attack);
 - :mod:`.gradient`: the input gradient and ``Clip_{X,eps}`` they share;
 - :mod:`.methods`: method names and order, the eps rule, ``--eps`` parsing.
 """
@@ -27,13 +29,14 @@ from .eot import EOT_DIGITAL, EOT_SAMPLES, eot, eot_gradient, eot_ll
 from .cw import cw, cw_l0, cw_linf
 from .grid import attack_grid
 from .lbfgs import lbfgs
+from .lspga import lspga
 from .onepixel import onepixel
 from .pgd import pgd
 from .iterative import basic_iterative, least_likely, least_likely_class
 from .methods import (CHANNEL_METHODS, EPS_MAX, EPS_METHODS, EPS_MIN, METHOD_SHORT, METHOD_TITLES, METHODS, PAPER_METHODS,
                       eps_steps, method_rank, parse_eps_levels)
 
-__all__ = ["EPS_METHODS", "cw", "cw_l0", "cw_linf", "lbfgs", "onepixel", "pgd", "CHANNEL_METHODS", "EOT_DIGITAL", "EOT_SAMPLES", "EPS_MAX", "EPS_MIN", "METHODS", "PAPER_METHODS", "eot", "eot_gradient",
+__all__ = ["EPS_METHODS", "cw", "cw_l0", "cw_linf", "lbfgs", "lspga", "onepixel", "pgd", "CHANNEL_METHODS", "EOT_DIGITAL", "EOT_SAMPLES", "EPS_MAX", "EPS_MIN", "METHODS", "PAPER_METHODS", "eot", "eot_gradient",
            "eot_ll", "METHOD_SHORT", "METHOD_TITLES", "attack_grid", "basic_iterative",
            "clip_eps", "eps_steps", "fast", "input_gradient", "least_likely", "least_likely_class", "method_rank",
            "parse_eps_levels"]

@@ -16,18 +16,18 @@ PAPER_METHODS = ("fast", "bim", "ll")
 # Every method make-sheets knows, in the order of every table, plot and label: the paper's three,
 # then Expectation over Transformation through the channel (attacks/eot.py), each beside the
 # paper's method it extends.
-METHODS = ("fast", "bim", "ll", "eot", "eot_ll", "pgd", "cw", "cw_l0", "cw_linf", "lbfgs", "onepixel")
+METHODS = ("fast", "bim", "ll", "eot", "eot_ll", "pgd", "cw", "cw_l0", "cw_linf", "lbfgs", "onepixel", "lspga")
 CHANNEL_METHODS = ("eot", "eot_ll")    # methods that attack through the simulated channel
-EPS_METHODS = ("fast", "bim", "ll", "eot", "eot_ll", "pgd")
+EPS_METHODS = ("fast", "bim", "ll", "eot", "eot_ll", "pgd", "lspga")
 METHOD_TITLES = {"fast": "fast (FGSM)", "bim": "basic iterative", "ll": "iterative least-likely",
                  "eot": "basic iterative, EoT", "eot_ll": "least-likely, EoT",
                  "pgd": "PGD (random start)", "cw": "Carlini-Wagner L2", "cw_l0": "Carlini-Wagner L0",
                  "cw_linf": "Carlini-Wagner L-inf", "lbfgs": "box-constrained L-BFGS",
-                 "onepixel": "one-pixel (DE)",
+                 "onepixel": "one-pixel (DE)", "lspga": "LS-PGA (thermometer's own)",
                  # not an attack: Szegedy et al.'s control beside transfer tables (make-sheets --source)
                  "noise": "Gaussian noise of the same L2"}
 METHOD_SHORT = {"fast": "fast", "bim": "basic iter.", "ll": "least-likely", "eot": "EoT", "eot_ll": "EoT ll",
-                "pgd": "PGD", "cw": "C&W", "cw_l0": "C&W L0", "cw_linf": "C&W L∞", "lbfgs": "L-BFGS", "onepixel": "one-pixel",
+                "pgd": "PGD", "cw": "C&W", "cw_l0": "C&W L0", "cw_linf": "C&W L∞", "lbfgs": "L-BFGS", "onepixel": "one-pixel", "lspga": "LS-PGA",
                 "noise": "noise"}
 
 

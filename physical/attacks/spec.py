@@ -21,6 +21,7 @@ from .cw import L0_OPTIONS as CW_L0_OPTIONS, LINF_OPTIONS as CW_LINF_OPTIONS, OP
 from .eot import OPTIONS as EOT_OPTIONS
 from .iterative import LL_OPTIONS, OPTIONS as ITERATIVE_OPTIONS
 from .lbfgs import OPTIONS as LBFGS_OPTIONS
+from .lspga import OPTIONS as LSPGA_OPTIONS
 from .onepixel import OPTIONS as ONEPIXEL_OPTIONS
 from .pgd import OPTIONS as PGD_OPTIONS
 from .methods import EPS_METHODS, METHOD_TITLES, METHODS
@@ -38,6 +39,7 @@ METHOD_OPTIONS: dict[str, tuple[Option, ...]] = {
     "cw_linf": CW_LINF_OPTIONS,
     "lbfgs": LBFGS_OPTIONS,
     "onepixel": ONEPIXEL_OPTIONS,
+    "lspga": LSPGA_OPTIONS,
 }
 assert tuple(METHOD_OPTIONS) == METHODS, "every method declares its options, in METHODS' order"
 # Methods whose flags are another's: --eot-samples sets eot's and eot_ll's.

@@ -54,6 +54,8 @@ class ThermometerNet(nn.Module):
         self.net, self.levels = net, int(levels)
         self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1), persistent=False)
+        # Where bit k turns on: what an attack in code space (attacks.lspga) reads, by duck typing.
+        self.register_buffer("thresholds", thresholds(self.levels), persistent=False)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.net(thermometer((x * self.std + self.mean).clamp(0, 1), self.levels))

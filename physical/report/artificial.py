@@ -308,7 +308,8 @@ METHOD_STYLE = {m: (colour, marker, METHOD_TITLES[m].removesuffix(" (FGSM)"))
                                           ("eot", "#9467bd", "D"), ("eot_ll", "#8c564b", "v"),
                                           ("pgd", "#e377c2", "P"), ("cw", "#17becf", "X"),
                                           ("cw_l0", "#0b6e78", "x"), ("cw_linf", "#7fdbe6", "p"),
-                                          ("lbfgs", "#bcbd22", "*"), ("onepixel", "#ff7f0e", "h"))}
+                                          ("lbfgs", "#bcbd22", "*"), ("onepixel", "#ff7f0e", "h"),
+                                          ("lspga", "#7f7f7f", "d"))}
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "h")
 CLEAN_LINE = "accuracy, transformed clean"
 

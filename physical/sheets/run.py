@@ -238,6 +238,13 @@ def make_sheets(
         variants = plan_variants(specs, eps, defaults, clf.class_names)
     except ValueError as exc:
         raise PhysicalError(f"--methods: {exc}") from None
+    if "lspga" in methods:
+        from ..attacks.lspga import thermometer_module
+
+        try:
+            thermometer_module(attacker)
+        except ValueError as exc:
+            raise PhysicalError(f"--methods lspga: {exc}; bim or pgd attack others") from None
     source_models: dict[str | None, Classifier] = {None: attacker}
     for spec in dict.fromkeys(sources):
         other = load_model(spec, None, device)

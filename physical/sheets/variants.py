@@ -17,7 +17,8 @@ from typing import Any, Mapping, Sequence
 
 import torch
 
-from ..attacks import (EPS_METHODS, cw, cw_l0, cw_linf, eot, eot_ll, eps_steps, lbfgs, least_likely, onepixel, pgd)
+from ..attacks import (EPS_METHODS, cw, cw_l0, cw_linf, eot, eot_ll, eps_steps, lbfgs, least_likely, lspga, onepixel,
+                       pgd)
 from ..attacks.cw import CW_C0, CW_LINF_C0, CW_LINF_C_MAX, CW_LINF_LR, CW_LINF_TAU0, CW_LR
 from ..attacks.lbfgs import LBFGS_C0
 from ..attacks.onepixel import ONEPIXEL_F, ONEPIXEL_STOP
@@ -269,6 +270,8 @@ def run_attack(v: Variant, model: torch.nn.Module, x: torch.Tensor, y: torch.Ten
         return lbfgs(model, x, **opts)
     if m == "onepixel":
         return onepixel(model, x, y, seed=seed, **opts)
+    if m == "lspga":
+        return lspga(model, x, y, v.eps / 255, seed=seed, **opts)
     raise ValueError(f"run_attack: {m} is made elsewhere")
 
 
