@@ -142,6 +142,9 @@ def make_sheets_cmd(
     labels: Optional[str] = typer.Option(None, help="CSV with columns file,label, or 'predicted' "
                                                     "(default: ImageFolder sub-folder names)."),
     count: Optional[int] = typer.Option(None, help="Use a random subset of N pictures."),
+    per_class: Optional[int] = typer.Option(None, "--per-class",
+                                            help="Keep the first N pictures of each class (file order), before "
+                                                 "--count: e.g. 1 for a target grid."),
     seed: int = typer.Option(0, help="Seed for --count."),
     methods: str = typer.Option("fast,bim,ll", help=methods_help()),
     eps: str = typer.Option("2,4,8,16", help="Perturbation sizes in 0-255 levels, each in 1..64."),
@@ -191,7 +194,7 @@ def make_sheets_cmd(
         with _progress() as bar:
             progress = _stage_progress(bar, names)
             result = make_sheets(out_dir, model=model, weights=weights, images=images, labels=labels,
-                                 count=count, seed=seed, methods=[m.strip() for m in methods.split(",") if m.strip()],
+                                 count=count, per_class=per_class, seed=seed, methods=[m.strip() for m in methods.split(",") if m.strip()],
                                  eps=eps, paper=paper, image_size_mm=image_size_mm, batch_size=batch_size,
                                  device=device, force=force, channel=channel, targets=targets,
                                  sources=sources or (), defense=defense, defense_samples=defense_samples, non_adaptive=non_adaptive,

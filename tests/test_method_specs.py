@@ -323,3 +323,17 @@ def test_an_experiment_made_before_specs_still_reports(tmp_path):
     rows = [f for f in rep.figures if f["attack"] == "fast_e8" and f["table"] == "accuracy"]
     assert rows and all(f["setting"] == "ε=8" and f["l0"] is not None and f["l0"] > 0 for f in rows)
     assert not [f for f in rep.figures if f["table"] in ("targeted", "transfer")]
+
+
+def test_per_class_keeps_the_first_pictures_of_each_class(demo_model):
+    from physical.errors import PhysicalError
+    from physical.sheets.pictures import load_pictures
+
+    pictures, _ = load_pictures(demo_model, per_class=1)
+    assert [p.label for p in pictures] == list(range(10))
+    assert [p.source for p in pictures][:3] == ["airplane_0755.png", "automobile_0459.png", "bird_0565.png"]
+    two, _ = load_pictures(demo_model, per_class=2, count=5, seed=1)
+    assert len(two) == 5
+    with pytest.raises(PhysicalError, match="--per-class needs labelled pictures"):
+        load_pictures(demo_model, Path(__file__).parent / "data" / "printouts-format1" / "images", "predicted",
+                      per_class=1)

@@ -147,11 +147,13 @@ def _list_folder(folder: Path, labels: str | None) -> tuple[list[tuple[Path, str
 def load_pictures(model: Classifier, images: Path | None = None, labels: str | None = None,
                   count: int | None = None, seed: int = 0,
                   warn: Callable[[str], None] | None = None, lazy: bool = False,
-                  readable: Callable[[list[Path]], list[bool]] | None = None) -> tuple[list[Picture], str]:
+                  readable: Callable[[list[Path]], list[bool]] | None = None,
+                  per_class: int | None = None) -> tuple[list[Picture], str]:
     """Load, label and preprocess the pictures; returns (pictures, labels source).
 
     ``images=None`` loads the bundled CIFAR-10 samples. ``count`` picks a
-    random subset, reproducible with ``seed``. Unreadable files are skipped
+    random subset, reproducible with ``seed``; ``per_class`` N keeps the first N pictures of each
+    class in file order (before ``count``), e.g. one of each for a target grid. Unreadable files are skipped
     with a warning; an unknown label, a missing or empty folder raise
     :class:`PhysicalError`. ``lazy``: keep no image in memory (``image`` None; memory
     flat in the number of pictures): every file is decoded once here to know it can be
@@ -174,6 +176,19 @@ def load_pictures(model: Classifier, images: Path | None = None, labels: str | N
     if not entries:
         raise PhysicalError(f"--images {images}: no pictures found (looked for "
                             f"{', '.join(sorted(IMAGE_SUFFIXES))})")
+    if per_class is not None:
+        if per_class < 1:
+            raise PhysicalError(f"--per-class {per_class}: must be at least 1")
+        if any(label is None for _, label in entries):
+            raise PhysicalError("--per-class needs labelled pictures (the bundled samples, ImageFolder sub-folders or "
+                                "--labels FILE.csv)")
+        kept: dict[str, int] = {}
+        chosen = []
+        for path, label in sorted(entries, key=lambda e: str(e[0])):
+            if kept.get(str(label), 0) < per_class:
+                kept[str(label)] = kept.get(str(label), 0) + 1
+                chosen.append((path, label))
+        entries = chosen
     if count is not None:
         if count < 1:
             raise PhysicalError(f"--count {count}: must be at least 1")

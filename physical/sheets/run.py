@@ -107,6 +107,7 @@ def make_sheets(
     images: Path | None = None,
     labels: str | None = None,
     count: int | None = None,
+    per_class: int | None = None,
     seed: int = 0,
     methods: Sequence[str] = PAPER_METHODS,
     eps: Sequence[int] = (2, 4, 8, 16),
@@ -228,7 +229,7 @@ def make_sheets(
     # Read lazily: a picture is decoded when its batch comes (memory flat in the number of pictures);
     # the up-front check that every file can be read is shared out between the processes.
     pictures, labels_source = load_pictures(
-        clf, images, labels, count, seed, warn, lazy=True,
+        clf, images, labels, count, seed, warn, lazy=True, per_class=per_class,
         readable=lambda paths: [ok for part in run_sharded(w, lambda: is_readable(shard(paths, w))) for ok in part])
     printed = print_sample(len(pictures), print_count, seed)
     keep_png = set(range(len(pictures))) if print_count is None or all_pngs else set(printed)
@@ -363,7 +364,8 @@ def make_sheets(
                     "methods": methods, "eps": eps, "alpha": 1,
                     "steps": {str(e): eps_steps(e / 255) for e in eps},
                     "labels": labels_source, "images": str(images) if images is not None else None,
-                    "count": count, "seed": seed, "seeds": SEED_RULE,
+                    "count": count, **({"per_class": per_class} if per_class is not None else {}),
+                    "seed": seed, "seeds": SEED_RULE,
                     "specs": [sp.text for sp in specs], "targets": targets,
                     **({"sources": [k for k in source_models if k is not None]} if len(source_models) > 1 else {}),
                     **({"eot": {"channel": str(channel), "samples": eot_bare["samples"], "digital": eot_bare["digital"],
