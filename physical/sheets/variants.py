@@ -77,11 +77,12 @@ class Variant:
 
     @property
     def _base(self) -> str:
+        """The method, the options its spec named (``-steps100``) and its target class (``_t3``); the axis
+        and eps come after."""
         assert self.method is not None
         named = [(k, v) for k, v in self.options if k in self.named and not option(self.method, k).axis
-                 and not (k == "target" and v == "all")]
-        base = self.method + "".join(f"-{k}{option(self.method, k).text(v) if isinstance(v, str) else v}"
-                                     for k, v in named if not isinstance(v, int) or k != "target")
+                 and not (k == "target" and isinstance(v, int))]
+        base = self.method + "".join(f"-{k}{option(self.method, k).text(v)}" for k, v in named)
         return base + (f"_t{self.target_class}" if self.target_class is not None else "")
 
     @property
