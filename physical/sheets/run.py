@@ -205,7 +205,9 @@ def make_sheets(
         if defense_samples < 1:
             raise PhysicalError(f"--defense-samples {defense_samples}: must be at least 1")
     elif non_adaptive:
-        raise PhysicalError("--non-adaptive needs --defense: it attacks the bare model and evaluates the defended one")
+        raise PhysicalError("--non-adaptive needs --defense: it attacks as the defense's paper did and evaluates the "
+                            "defended model (a thermometer-encoded model's own attack is the method lspga, beside "
+                            "the adaptive ones in the same experiment)")
     if sources and defense is not None:
         raise PhysicalError("--source with --defense: a transfer experiment attacks bare models; evaluate a "
                             "defended one in the report (--model demo+jpeg:75)")
