@@ -11,12 +11,14 @@ own neighbour). Adversarial images sit where the clean data is locally higher-di
 so their LID is larger; the detector is a logistic regression on the LID of every layer
 (here the output of every ``nn.ReLU`` module, then the logits), fitted on clean, noisy
 (labelled clean) and adversarial pictures. The reference set is a fixed set of clean
-images, so an image's features do not depend on the order, or the company, it is scored in.
+pictures that the detector keeps (where Ma et al. used each minibatch of 100), so an image's
+features do not depend on the order, or the company, it is scored in, and a photographed crop
+is measured against the same neighbours as the training pictures were.
 """
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -95,55 +97,72 @@ def lid_features(model: nn.Module, x: Tensor, reference: Tensor, k: int = LID_K,
     return torch.cat(out).float()
 
 
-def training_features(model: nn.Module, clean: Tensor, noisy: Tensor, adversarial: Tensor, k: int = LID_K,
-                      batch: int = 100) -> tuple[Tensor, np.ndarray]:
-    """Ma et al.'s training set: minibatch by minibatch of ``batch`` clean pictures, the LID features of the
-    clean, the noisy and the adversarial versions, each among that minibatch's clean images. Returns the
-    features (3N, L) and whether each row is adversarial (the noisy ones are not).
+def training_features(model: nn.Module, reference: Tensor, clean: Tensor, noisy: Tensor, adversarial: Tensor,
+                      k: int = LID_K) -> tuple[Tensor, np.ndarray]:
+    """Ma et al.'s training set, against one fixed set of clean ``reference`` pictures (the detector keeps
+    them, so that training and use see the same neighbours): the LID features of the clean, the noisy
+    and the adversarial versions of other pictures. Returns the features (3N, L) and whether each row
+    is adversarial (the noisy ones are not: noise alone must not be flagged).
 
-    Shape: clean, noisy, adversarial (N, 3, H, W), row i of each the same picture.
+    Shape: reference (R, 3, H, W); clean, noisy, adversarial (N, 3, H, W), row i of each the same picture.
     """
-    feats, labels = [], []
-    for i in range(0, clean.shape[0], batch):
-        ref = clean[i:i + batch]
-        for x, adv in ((ref, False), (noisy[i:i + batch], False), (adversarial[i:i + batch], True)):
-            feats.append(lid_features(model, x, ref, k))
-            labels += [adv] * x.shape[0]
-    return torch.cat(feats), np.asarray(labels)
+    feats = [lid_features(model, x, reference, k) for x in (clean, noisy, adversarial)]
+    n = clean.shape[0]
+    return torch.cat(feats), np.asarray([False] * (2 * n) + [True] * n)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class LIDDetector:
-    """A logistic regression on standardised LID features: P(adversarial) = sigmoid(w . (f - mean) / std + b)."""
+    """A logistic regression on standardised LID features, P(adversarial) = sigmoid(w . (f - mean) / std + b),
+    and the clean reference pictures the features are measured against ((R, 3, H, W) uint8)."""
 
     mean: tuple[float, ...]
     std: tuple[float, ...]
     coef: tuple[float, ...]
     intercept: float
+    reference: np.ndarray
     k: int = LID_K
+    model_id: str = ""
+
+    def reference_images(self) -> Tensor:
+        """The reference pictures as (R, 3, H, W) floats in [0, 1]."""
+        return torch.from_numpy(self.reference).float() / 255
 
     def score(self, features: Tensor | np.ndarray) -> np.ndarray:
         """P(adversarial) of each row of features (N, L) -> (N,)."""
         f = (np.asarray(features, dtype=np.float64) - np.asarray(self.mean)) / np.asarray(self.std)
         return 1.0 / (1.0 + np.exp(-(f @ np.asarray(self.coef) + self.intercept)))
 
+    def detect(self, model: nn.Module, x: Tensor) -> np.ndarray:
+        """P(adversarial) of each image. Shape: x (N, 3, H, W) in [0, 1] -> (N,)."""
+        return self.score(lid_features(model, x, self.reference_images().to(x.device), self.k))
+
     def save(self, path: Path) -> None:
-        Path(path).write_text(json.dumps({"format": "physical-lid-detector", "format_version": 1, **asdict(self)},
-                                         indent=1) + "\n", encoding="utf-8")
+        meta = {"format": "physical-lid-detector", "format_version": 1, "mean": self.mean, "std": self.std,
+                "coef": self.coef, "intercept": self.intercept, "k": self.k, "model_id": self.model_id}
+        with open(path, "wb") as f:
+            np.savez_compressed(f, meta=np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8),
+                                reference=self.reference)
 
     @staticmethod
     def load(path: Path) -> "LIDDetector":
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-        if data.get("format") != "physical-lid-detector":
+        try:
+            with np.load(path) as z:
+                meta = json.loads(z["meta"].tobytes().decode("utf-8"))
+                reference = z["reference"]
+        except (OSError, ValueError, KeyError) as exc:
+            raise ValueError(f"{path}: not an LID detector written by physical ({type(exc).__name__})") from None
+        if meta.get("format") != "physical-lid-detector":
             raise ValueError(f"{path}: not an LID detector written by physical")
-        return LIDDetector(tuple(data["mean"]), tuple(data["std"]), tuple(data["coef"]), float(data["intercept"]),
-                           int(data["k"]))
+        return LIDDetector(tuple(meta["mean"]), tuple(meta["std"]), tuple(meta["coef"]), float(meta["intercept"]),
+                           reference, int(meta["k"]), str(meta.get("model_id", "")))
 
 
-def fit_detector(features: Tensor | np.ndarray, adversarial: Sequence[bool], l2: float = 1e-2,
-                 k: int = LID_K) -> LIDDetector:
+def fit_detector(features: Tensor | np.ndarray, adversarial: Sequence[bool], reference: Tensor, l2: float = 1e-2,
+                 k: int = LID_K, model_id: str = "") -> LIDDetector:
     """An L2-regularised logistic regression of ``adversarial`` on standardised ``features`` (N, L),
-    fitted by L-BFGS (scipy) to the exact optimum of its convex loss."""
+    fitted by L-BFGS (scipy) to the exact optimum of its convex loss; ``reference`` (R, 3, H, W) in
+    [0, 1], on the 8-bit grid, the pictures the features were measured against."""
     f = np.asarray(features, dtype=np.float64)
     y = np.asarray(adversarial, dtype=np.float64)
     mean, std = f.mean(axis=0), f.std(axis=0) + 1e-12
@@ -160,7 +179,8 @@ def fit_detector(features: Tensor | np.ndarray, adversarial: Sequence[bool], l2:
         return value, np.append(grad_w, (p - y).mean())
 
     res = scipy.optimize.minimize(loss, np.zeros(z.shape[1] + 1), jac=True, method="L-BFGS-B")
-    return LIDDetector(tuple(mean), tuple(std), tuple(res.x[:-1]), float(res.x[-1]), k)
+    ref = (reference.detach().cpu() * 255).round().clamp(0, 255).to(torch.uint8).numpy()
+    return LIDDetector(tuple(mean), tuple(std), tuple(res.x[:-1]), float(res.x[-1]), ref, k, model_id)
 
 
 def threshold_at(scores: np.ndarray, flag_share: float = 0.05) -> float:
