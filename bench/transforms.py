@@ -78,7 +78,8 @@ def digital(args: argparse.Namespace) -> list[dict]:
         return torch.cat([basic_iterative(model, x[i:i + 100], y[i:i + 100], eps / 255, steps=steps)
                           for i in range(0, len(x), 100)])
 
-    eps_list = [] if args.clean_only else EPS
+    eps_list = [] if args.clean_only else [int(e) for e in args.eps.split(",")]
+    factors = [int(f) for f in args.factors.split(",")]
     transfer = {e: attack(bare, e, 1) for e in eps_list}
     rows = [{"defense": "none", "clean": correct(bare, x, y, 1, 0),
              **{f"bim{e}": correct(bare, transfer[e], y, 1, 0) for e in eps_list}}]
@@ -93,7 +94,7 @@ def digital(args: argparse.Namespace) -> list[dict]:
         own = {e: attack(defend(bare, sap, samples=1, seed=args.seed + 1), e, 1) for e in eps_list} if sap else transfer
         for e in eps_list:
             row[f"bim{e}"] = correct(judge, own[e], y, args.draws, args.seed + 7)
-            for factor in (1, 2):
+            for factor in factors:
                 t = time.perf_counter()
                 attacker = defend(bare, steps, samples=args.samples, seed=args.seed + 1)
                 adv = attack(attacker, e, factor)
@@ -101,9 +102,9 @@ def digital(args: argparse.Namespace) -> list[dict]:
                 row[f"adaptive{e}x{factor}_s"] = round(time.perf_counter() - t, 1)
         rows.append(row)
         print(json.dumps(row), flush=True)
-    keys = ["clean"] + [f"bim{e}" for e in eps_list] + [f"adaptive{e}x{f}" for e in eps_list for f in (1, 2)]
+    keys = ["clean"] + [f"bim{e}" for e in eps_list] + [f"adaptive{e}x{f}" for e in eps_list for f in factors]
     heads = ["clean"] + [f"non-adaptive BIM ε={e}" for e in eps_list] + \
-            [f"adaptive BIM ε={e}{' (2x steps)' if f == 2 else ''}" for e in eps_list for f in (1, 2)]
+            [f"adaptive BIM ε={e}{f' ({f}x steps)' if f > 1 else ''}" for e in eps_list for f in factors]
     print(f"\n`demo` behind each defense, {args.count} CIFAR-10 test pictures (seed {args.seed}); top-1 accuracy % "
           f"[Wilson 95 %]; random defenses over {args.draws} draws; adaptive = BPDA + EoT over {args.samples} "
           "draws:\n")
@@ -171,6 +172,8 @@ def main() -> None:
     ap.add_argument("--defense", action="append", default=[], help="a --defense SPEC; repeatable")
     ap.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data" / "cifar10")
     ap.add_argument("--count", type=int, default=200)
+    ap.add_argument("--eps", default="8,16", help="the digital table's eps, comma-separated")
+    ap.add_argument("--factors", default="1,2", help="the adaptive attack's step factors, comma-separated")
     ap.add_argument("--seed", type=int, default=5)
     ap.add_argument("--samples", type=int, default=8, help="EoT draws per gradient of the adaptive attack")
     ap.add_argument("--draws", type=int, default=4, help="classifications per picture of a random defense")
