@@ -250,7 +250,10 @@ def make_sheets(
             raise PhysicalError(f"--methods lspga: {exc}; bim or pgd attack others") from None
     source_models: dict[str | None, Classifier] = {None: attacker}
     for spec in dict.fromkeys(sources):
-        other = load_model(spec, None, device)
+        try:
+            other = load_model(spec, None, device)
+        except PhysicalError as exc:
+            raise PhysicalError(f"--source {spec}: {exc}") from None
         if list(other.class_names) != list(clf.class_names):
             raise PhysicalError(f"--source {spec}: its {len(other.class_names)} classes are not the model's "
                                 f"({bare.model_id}); a source must classify the same classes")
