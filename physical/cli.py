@@ -132,7 +132,8 @@ def _with_attack_flags(func: Callable[..., None]) -> Callable[..., None]:
 @_with_attack_flags
 def make_sheets_cmd(
     model: str = typer.Option("demo", help="demo, demo-adv (adversarially trained), demo-distilled (defensive "
-                                           "distillation), torchvision:<name> (e.g. torchvision:inception_v3), "
+                                           "distillation), demo-vgg (another architecture), torchvision:<name> "
+                                           "(e.g. torchvision:inception_v3), "
                                            "robustbench:<name> (a RobustBench zoo entry, from a local folder), "
                                            "or a TorchScript file."),
     weights: Optional[Path] = typer.Option(None, help="Weights file for a torchvision or robustbench model "

@@ -30,6 +30,7 @@ DEMO_MODELS = {
     "demo-adv": ("demo_adv_resnet20.safetensors", "scripts/train_demo.py --adv-eps 8"),
     "demo-distilled": ("demo_distilled_resnet20.safetensors",
                        "scripts/train_demo.py --temperature 100 --teacher TEACHER"),
+    "demo-vgg": ("demo_vgg.safetensors", "scripts/train_demo.py --arch SmallVGG"),
 }
 
 
