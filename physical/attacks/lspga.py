@@ -9,7 +9,7 @@ T by ``anneal``; at the end each pixel takes its most likely level, at the 8-bit
 eps of the original that is nearest to it (so the saved image has exactly that code).
 
 It needs a model with the encoding inside: a module with ``levels`` (l) and ``net`` (the
-network after the encoding) and ``thresholds`` ((1, 1, l, 1, 1), where bit k turns on), as
+network after the encoding) and ``thresholds`` (l values, where bit k turns on), as
 :class:`physical.models.thermometer.ThermometerNet` has; found by duck typing, so that attacks
 never import models. Adaptive attacks on such a model are the gradient attacks themselves,
 through its BPDA backward pass.

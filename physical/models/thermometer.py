@@ -55,7 +55,8 @@ class ThermometerNet(nn.Module):
         self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1), persistent=False)
         # Where bit k turns on: what an attack in code space (attacks.lspga) reads, by duck typing.
-        self.register_buffer("thresholds", thresholds(self.levels), persistent=False)
+        # 1-D, so that .to(memory_format=torch.channels_last) (4-D tensors only) leaves it alone.
+        self.register_buffer("thresholds", thresholds(self.levels).flatten(), persistent=False)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.net(thermometer((x * self.std + self.mean).clamp(0, 1), self.levels))
