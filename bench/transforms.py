@@ -67,7 +67,7 @@ def correct(model, x: torch.Tensor, y: torch.Tensor, draws: int, seed: int, batc
 
 def digital(args: argparse.Namespace) -> list[dict]:
     from physical.attacks import basic_iterative, eps_steps
-    from physical.defenses import defend, parse_defense
+    from physical.defenses import defend, papers_attacker, parse_defense
     from physical.models import load_model
 
     bare = load_model("demo").eval()
@@ -88,10 +88,9 @@ def digital(args: argparse.Namespace) -> list[dict]:
         steps = parse_defense(spec)
         judge = defend(bare, steps, samples=1, seed=0)          # classification: one draw per pass
         row: dict = {"defense": spec, "clean": correct(judge, x, y, args.draws, args.seed + 7)}
-        # Non-adaptive is the defense's own paper's attack: the bare model, or for SAP the pruned network one
-        # draw a step (make-sheets --non-adaptive does the same).
-        sap = [s for s in steps if s.name == "sap"]
-        own = {e: attack(defend(bare, sap, samples=1, seed=args.seed + 1), e, 1) for e in eps_list} if sap else transfer
+        # Non-adaptive is the defense's own paper's attack, as make-sheets --non-adaptive makes it.
+        papers, _ = papers_attacker(bare, steps, seed=args.seed + 1)
+        own = transfer if papers is bare else {e: attack(papers, e, 1) for e in eps_list}
         for e in eps_list:
             row[f"bim{e}"] = correct(judge, own[e], y, args.draws, args.seed + 7)
             for factor in factors:

@@ -113,3 +113,17 @@ def defend(model: Classifier, steps: Sequence[Step], samples: int = 1, seed: int
                      wnids=model.wnids)
     out.defense = describe(list(steps), samples, seed)
     return out.to(model.device)
+
+
+def papers_attacker(model: Classifier, steps: Sequence[Step], seed: int = 0) -> tuple[Classifier, str]:
+    """What ``--non-adaptive`` attacks: the attack each defense's own paper reported, and its description.
+
+    The input transformations' papers attacked the bare model (no BPDA, no EoT); SAP's attacked the pruned
+    network one draw a step (no expectation over its draws), so with ``sap`` in ``steps`` it is the model
+    behind SAP alone, one draw per pass, and the input transformations are ignored.
+    """
+    sap = [s for s in steps if s.name == "sap"]
+    if sap:
+        return (defend(model, sap, samples=1, seed=seed),
+                "the pruned network, one draw of SAP a step (no EoT), the input transformations ignored")
+    return model, "the bare model (no BPDA, no EoT)"

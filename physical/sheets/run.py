@@ -220,14 +220,13 @@ def make_sheets(
     # clf classifies (the defended model, one draw per image); attacker is what the attacks differentiate.
     clf, attacker = bare, bare
     if steps is not None:
-        from ..defenses import defend
+        from ..defenses import defend, papers_attacker
 
         clf = defend(bare, steps, samples=1, seed=seed)
-        if not non_adaptive:
+        if non_adaptive:
+            attacker, papers_attack = papers_attacker(bare, steps, seed=seed + 1)
+        else:
             attacker = defend(bare, steps, samples=defense_samples, seed=seed + 1)
-        elif any(s.name == "sap" for s in steps):
-            # SAP's own paper attacked the pruned network one draw a step (no expectation over its draws).
-            attacker = defend(bare, [s for s in steps if s.name == "sap"], samples=1, seed=seed + 1)
     # Read lazily: a picture is decoded when its batch comes (memory flat in the number of pictures);
     # the up-front check that every file can be read is shared out between the processes.
     pictures, labels_source = load_pictures(
@@ -362,8 +361,7 @@ def make_sheets(
                           **({"defense": {**clf.defense, "adaptive": not non_adaptive,
                                           "attack_samples": 1 if non_adaptive else defense_samples,
                                           "attack_seed": None if attacker is bare else seed + 1,
-                                          "non_adaptive_attack": None if not non_adaptive else NON_ADAPTIVE[
-                                              "sap" if attacker is not bare else "transform"]}}
+                                          "non_adaptive_attack": papers_attack if non_adaptive else None}}
                              if steps is not None else {})},
                 "attack": {
                     "methods": methods, "eps": eps, "alpha": 1,
@@ -400,11 +398,6 @@ def make_sheets(
             shutil.rmtree(staging, ignore_errors=True)
         finish(w)
     return SheetsResult(out=out, manifest=manifest)
-
-
-# What --non-adaptive attacks, per defense: the attack its own paper reported (the manifest records which).
-NON_ADAPTIVE = {"transform": "the bare model (no BPDA, no EoT)",
-                "sap": "the pruned network, one draw of SAP a step (no EoT), the input transformations ignored"}
 
 
 # How make-sheets seeds a randomised attack: per picture (its place in the experiment) and variant,
