@@ -423,7 +423,7 @@ def report_cmd(
     for name in result.models:
         for table in render_robust(result.figures, name):
             out.print(table)
-        for table in render_targeted(result.figures, name):
+        for table in render_targeted(result.figures, m, name):
             out.print(table)
         for source in sources:
             for table in render_tables(result.figures, source, name):

@@ -205,6 +205,16 @@ def test_target_all_makes_a_variant_per_class():
     assert [v.target_class for v in variants[1:]] == [0, 1, 2, 0, 1, 2]
     assert variants[2].label == "cw →dog" and variants[6].label == "pgd steps5 →owl ε8"
     assert setting_text(variants[2]) == "κ=0, target dog"
+    # The variants of one spec share a group, also when made on another model (--source).
+    from physical.sheets.variants import with_sources
+
+    assert [v.target_group for v in variants] == [None, "cw", "cw", "cw", "pgd-steps5_e8", "pgd-steps5_e8",
+                                                  "pgd-steps5_e8"]
+    other = [v for v in with_sources(variants, ["demo-adv"]) if v.source][:4]
+    assert [(v.name, v.target_group) for v in other] == [
+        ("cw_t0_from-demo-adv", "cw_from-demo-adv"), ("cw_t1_from-demo-adv", "cw_from-demo-adv"),
+        ("cw_t2_from-demo-adv", "cw_from-demo-adv"), ("pgd-steps5_t0_e8_from-demo-adv", "pgd-steps5_e8_from-demo-adv")]
+    assert other[1].label == "cw →dog from demo-adv"
     with pytest.raises(ValueError, match="target all makes a variant per class, 21 for this model"):
         plan_variants(parse_methods("cw:target=all"), [8], classes=[str(k) for k in range(21)])
     # --targets sets the targeted methods' default and leaves the others alone.
@@ -233,6 +243,7 @@ def test_targets_all_end_to_end_the_grid_and_the_targeted_success(tmp_path):
     for rec in m["images"]:
         by = {v["name"]: v for v in rec["variants"]}
         assert [by[f"pgd-steps5_t{k}_e8"]["target"] for k in range(10)] == list(range(10))
+        assert {by[f"pgd-steps5_t{k}_e8"]["target_group"] for k in range(10)} == {"pgd-steps5_e8"}
         own = by[f"pgd-steps5_t{rec['label']}_e8"]
         assert own["perturbation"] == {"l0": 0, "l2": 0.0, "linf": 0}      # the diagonal: the picture itself
         for k in range(10):
@@ -257,7 +268,7 @@ def test_targets_all_end_to_end_the_grid_and_the_targeted_success(tmp_path):
     from physical.report.terminal import render_targeted
 
     console = Console(width=200, record=True)
-    for table in render_targeted(rep.figures, "demo"):
+    for table in render_targeted(rep.figures, m, "demo"):
         console.print(table)
     assert f"{round(100 * hits / n)}%  n={n}" in console.export_text()
     photo = [f for f in rep.figures if f["table"] == "targeted" and f["variant"] == "transformed_adv"

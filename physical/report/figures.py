@@ -30,7 +30,6 @@ module; of each other, only the artificial sweeps import :mod:`.plots` (to draw)
 from __future__ import annotations
 
 import copy
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping, NamedTuple, Sequence
@@ -335,18 +334,48 @@ def cells_in_order(figures: Sequence[dict[str, Any]]) -> list[Cell]:
     return sorted(seen.values(), key=lambda c: method_rank(c.method))
 
 
-def targeted_groups(rows: Sequence[dict[str, Any]]) -> list[tuple[str, list[dict[str, Any]]]]:
-    """The rows of table ``targeted`` by what a reader compares: one group per targeted variant, except
-    that the variants of one spec with ``target=all`` (``cw_t0`` ... ``cw_t9``) form one group, labelled
-    ``"C&W κ=0, every target"``. In table order."""
+def targeted_table(rows: Sequence[dict[str, Any]], manifest: dict[str, Any]
+                   ) -> tuple[list[str], list[tuple[str, Rate, list[Rate]]]]:
+    """The targeted-success table of some rows of table ``targeted`` (one model): its sources (photo, then
+    the simulated ones) and a row per targeted variant, except that the variants of one ``--targets all``
+    spec (the manifest's ``target_group``) are pooled, labelled ``"C&W κ=0, every target"``:
+    (label, digital success, success per source). In table order. The digital counts are the first
+    source's (every source's rows carry the digital counts of the pictures it saw)."""
+    sources = source_order(r["source"] for r in rows)
+    group_of = {v["name"]: v.get("target_group") for v in manifest["images"][0]["variants"]}
     groups: dict[str, tuple[str, list[dict[str, Any]]]] = {}
     for cell in cells_in_order(rows):
-        mine = [r for r in rows if r["attack"] == cell.attack]
-        base, hit = re.subn(r"_t\d+(?=_e\d+$|$)", "", cell.attack)
-        setting = ", ".join(p for p in cell.setting.split(", ") if not p.startswith("target ")) if hit else cell.setting
-        label = cell_label(cell.method, setting) + (", every target" if hit else "")
-        groups.setdefault(base if hit else cell.attack, (label, []))[1].extend(mine)
-    return list(groups.values())
+        group = group_of.get(cell.attack)
+        setting = ", ".join(p for p in cell.setting.split(", ") if not p.startswith("target ")) if group \
+            else cell.setting
+        label = cell_label(cell.method, setting) + (", every target" if group else "")
+        groups.setdefault(group or cell.attack, (label, []))[1].extend(r for r in rows if r["attack"] == cell.attack)
+    out = []
+    for label, mine in groups.values():
+        digital = pooled([r for r in mine if r["variant"] == "digital_adv" and r["source"] == sources[0]])
+        out.append((label, digital, [pooled([r for r in mine if r["variant"] == "transformed_adv"
+                                             and r["source"] == s]) for s in sources]))
+    return sources, out
+
+
+def transfer_table(rows: Sequence[dict[str, Any]], manifest: dict[str, Any]
+                   ) -> tuple[list[str], list[tuple[str, list[tuple[str, str, list[Rate | None]]]]]]:
+    """The transfer table of the rows of table ``transfer``: its columns (the classifying models) and, per
+    source of images (digital first), its rows grouped by the model that made them (:func:`transfer_groups`):
+    (source, [(made on, attack label, error rate per model or None)])."""
+    models = list(dict.fromkeys(r["model"] for r in rows))
+    tables = []
+    for source in [DIGITAL, *source_order(r["source"] for r in rows)]:
+        mine = [r for r in rows if r["source"] == source]
+        lines = []
+        for maker, attacks in transfer_groups(manifest):
+            for attack in attacks:
+                found = {r["model"]: rate_of(r) for r in mine if r["attack"] == attack}
+                if found:
+                    lines.append((maker, transfer_label(manifest, attack), [found.get(m) for m in models]))
+        if lines:
+            tables.append((source, lines))
+    return models, tables
 
 
 def pooled(rows: Sequence[dict[str, Any]]) -> Rate:

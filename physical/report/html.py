@@ -25,8 +25,8 @@ from typing import Any
 from ..attacks import method_rank
 from ..files import write_atomic
 from .figures import (DIGITAL, METHOD_NAMES, attacked_model_id, MIN_GAP_N, Cell, cell_label, cells_in_order, gap_text, norm_text,
-                      optional_number, pooled, rate_of, robust_accuracy, setting_of, sim_to_real_gap, source_label,
-                      source_order, targeted_groups, transfer_groups, transfer_label, typed_row, variant_cells)
+                      optional_number, rate_of, robust_accuracy, setting_of, sim_to_real_gap, source_label,
+                      source_order, targeted_table, transfer_table, typed_row, variant_cells)
 from .metrics import Rate
 
 HTML_NAME = "report.html"
@@ -223,41 +223,30 @@ def robust_table(rows: Sequence[dict[str, Any]], names: dict[str, str]) -> str:
             f"{head}</tr></thead><tbody>{''.join(body)}</tbody></table></div>")
 
 
-def targeted_table(rows: Sequence[dict[str, Any]]) -> str:
-    """One model's targeted success (table ``targeted``): a row per targeted variant (a spec's
-    ``--targets all`` variants pooled), digital beside every source; cells: % [95% interval] and n."""
-    sources = source_order(r["source"] for r in rows)
+def targeted_html(rows: Sequence[dict[str, Any]], manifest: dict[str, Any]) -> str:
+    """One model's targeted success (:func:`~physical.report.figures.targeted_table`), digital beside every
+    source; cells: % [95% interval] and n."""
+    sources, lines = targeted_table(rows, manifest)
     head = '<th scope="col" class="dig">digital</th>' + "".join(
         f'<th scope="col">{e(source_label(s))}</th>' for s in sources)
-    body = []
-    for label, group in targeted_groups(rows):
-        digital = pooled([r for r in group if r["variant"] == "digital_adv" and r["source"] == sources[0]])
-        tds = "".join(_robust_cell(pooled([r for r in group if r["variant"] == "transformed_adv" and r["source"] == s]))
-                      for s in sources)
-        body.append(f'<tr><th scope="row">{e(label)}</th>{_robust_cell(digital)}{tds}</tr>')
+    body = [f'<tr><th scope="row">{e(label)}</th>{_robust_cell(digital)}{"".join(map(_robust_cell, by_source))}</tr>'
+            for label, digital, by_source in lines]
     return ('<div class="scroll"><table class="fig robust"><thead><tr><th scope="col">attack</th>'
             f"{head}</tr></thead><tbody>{''.join(body)}</tbody></table></div>")
 
 
-def transfer_tables(rows: Sequence[dict[str, Any]], manifest: dict[str, Any]) -> str:
-    """The transfer table (figure rows of table ``transfer``), one per source of images, digital first."""
-    models = list(dict.fromkeys(r["model"] for r in rows))
+def transfer_html(rows: Sequence[dict[str, Any]], manifest: dict[str, Any]) -> str:
+    """The transfer table (:func:`~physical.report.figures.transfer_table`), one per source of images, digital
+    first; the white-box cells marked with a star."""
+    models, tables = transfer_table(rows, manifest)
+    head = "".join(f'<th scope="col">{e(m)}</th>' for m in models)
     html = []
-    for source in [DIGITAL, *source_order(r["source"] for r in rows)]:
-        mine = [r for r in rows if r["source"] == source]
-        if not mine:
-            continue
-        head = "".join(f'<th scope="col">{e(m)}</th>' for m in models)
+    for source, lines in tables:
         body = []
-        for maker, attacks in transfer_groups(manifest):
-            for attack in attacks:
-                found = {r["model"]: r for r in mine if r["attack"] == attack}
-                if not found:
-                    continue
-                tds = "".join(_robust_cell(rate_of(found[m]) if m in found else None).replace(
-                    "</td>", " &#9733;</td>" if m == maker else "</td>") for m in models)
-                body.append(f'<tr><th scope="row">{e(maker)}</th><th scope="row">'
-                            f"{e(transfer_label(manifest, attack))}</th>{tds}</tr>")
+        for maker, label, rates in lines:
+            tds = "".join(_robust_cell(r).replace("</td>", " &#9733;</td>" if m == maker else "</td>")
+                          for m, r in zip(models, rates))
+            body.append(f'<tr><th scope="row">{e(maker)}</th><th scope="row">{e(label)}</th>{tds}</tr>')
         what = "digital images" if source == DIGITAL else source_label(source)
         html.append(f'<h3>{e(what)}</h3><div class="scroll"><table class="fig robust"><thead><tr>'
                     f'<th scope="col">made on</th><th scope="col">attack</th>{head}</tr></thead>'
@@ -688,7 +677,7 @@ def render_html(*, manifest: dict[str, Any], figures: Sequence[dict[str, Any]],
             parts.append(f'<h3 id="{sid}-targeted">Table {table_no}. Targeted success: % classified as the target '
                          f'[95% interval] <span class="muted">&middot; digital vs {e(what)} &middot; model '
                          f'{e(model)}</span></h3>')
-            parts.append(targeted_table(aimed) + '<div class="legend">Over the pictures whose target is not their '
+            parts.append(targeted_html(aimed, manifest) + '<div class="legend">Over the pictures whose target is not their '
                          "own class; a spec's variants with <code>--targets all</code> pooled over every target "
                          "(the grid of each: <code>target-grid.pdf</code> beside the sheets).</div>")
         for case in ("average", "prefiltered"):
@@ -730,7 +719,7 @@ def render_html(*, manifest: dict[str, Any], figures: Sequence[dict[str, Any]],
                     "of each model (columns) on the adversarial images made on each model (rows); the white-box cells, "
                     "made on the column's own model, are marked &#9733;. Rows <i>noise like</i> a model: Gaussian noise "
                     "of the same L2 as that model's images, picture by picture (Szegedy et al.'s control).</p>"
-                    + transfer_tables(transfer, manifest))
+                    + transfer_html(transfer, manifest))
 
     if any(p.get("crop") for p in predictions) and "target_grid" in manifest.get("layout", {}):
         toc.append(("target-grid", "Target grid, photographed", []))

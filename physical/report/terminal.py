@@ -5,9 +5,9 @@ from typing import Any, Sequence
 
 from rich.text import Text
 
-from .figures import (DIGITAL, MIN_GAP_N, cell_label, cells_in_order, gap_text, lookup, norm_text, pooled, rate_of,
-                      robust_accuracy, robust_label, sim_to_real_gap, source_label, source_order, targeted_groups,
-                      transfer_groups, transfer_label)
+from .figures import (DIGITAL, MIN_GAP_N, cell_label, cells_in_order, gap_text, lookup, norm_text, rate_of,
+                      robust_accuracy, robust_label, sim_to_real_gap, source_label, source_order, targeted_table,
+                      transfer_table)
 from .metrics import Rate
 
 
@@ -98,66 +98,50 @@ def render_robust(figures: Sequence[dict[str, Any]], model: str | None = None) -
     return [table]
 
 
-def render_targeted(figures: Sequence[dict[str, Any]], model: str | None = None) -> list[Any]:
-    """The targeted success rates of one model (table ``targeted`` of the figures): per targeted variant
-    (the variants of one spec with ``target=all`` pooled, :func:`~physical.report.figures.targeted_groups`),
-    the share of its images classified as their target, digital beside every source; none without
-    targeted variants."""
+def render_targeted(figures: Sequence[dict[str, Any]], manifest: dict[str, Any], model: str | None = None) -> list[Any]:
+    """The targeted success rates of one model (:func:`~physical.report.figures.targeted_table`): the share
+    of each targeted variant's images classified as their target, digital beside every source; none
+    without targeted variants."""
     from rich.table import Table
 
     model = model or (figures[0]["model"] if figures else None)
     mine = [f for f in figures if f["model"] == model and f["table"] == "targeted"]
     if not mine:
         return []
-    sources = source_order(f["source"] for f in mine)
+    sources, lines = targeted_table(mine, manifest)
     table = Table(title=f"Targeted success: % classified as the target with 95% interval ({model}); over the "
                         "pictures whose target is not their own class (--targets all: every target pooled)",
                   title_justify="left")
     table.add_column("method, setting")
-    for s in ["digital", *sources]:
-        table.add_column("digital" if s == "digital" else source_label(s), justify="right")
-    for label, rows in targeted_groups(mine):
-        # Every source's rows carry the same digital counts (of the pictures it saw): the first source's.
-        digital = pooled([f for f in rows if f["variant"] == "digital_adv" and f["source"] == sources[0]])
-        by_source = {s: pooled([f for f in rows if f["variant"] == "transformed_adv" and f["source"] == s])
-                     for s in sources}
-        table.add_row(label, _rate_cell(digital), *(_rate_cell(by_source[s]) for s in sources))
+    for s in [DIGITAL, *sources]:
+        table.add_column(source_label(s), justify="right")
+    for label, digital, by_source in lines:
+        table.add_row(label, _rate_cell(digital), *(_rate_cell(r) for r in by_source))
     return [table]
 
 
 def render_transfer(figures: Sequence[dict[str, Any]], manifest: dict[str, Any]) -> list[Any]:
-    """The transfer table (table ``transfer`` of the figures), one per source of images (digital first):
-    a row per adversarial variant grouped by the model that made it (:func:`~physical.report.figures.made_on`),
-    a column per classifying model; cells: error rate (1 - top-1 accuracy) with 95% interval and n; the
-    white-box cells (made on the column's model) marked ``*``. None without transfer rows."""
+    """The transfer table (:func:`~physical.report.figures.transfer_table`), one per source of images
+    (digital first): a row per adversarial variant grouped by the model that made it, a column per
+    classifying model; cells: error rate (1 - top-1 accuracy) with 95% interval and n; the white-box
+    cells (made on the column's model) marked ``*``. None without transfer rows."""
     from rich.table import Table
 
-    rows = [f for f in figures if f["table"] == "transfer"]
-    if not rows:
-        return []
-    models = list(dict.fromkeys(f["model"] for f in rows))
-    tables = []
-    for source in [DIGITAL, *source_order(f["source"] for f in rows)]:
-        mine = [f for f in rows if f["source"] == source]
-        if not mine:
-            continue
-        table = Table(title=f"Transfer: error rate % with 95% interval ({'digital images' if source == DIGITAL else source_label(source)}); "
-                            "rows: the images made on a model, columns: the model classifying them; * white box",
-                      title_justify="left")
+    models, tables = transfer_table([f for f in figures if f["table"] == "transfer"], manifest)
+    out = []
+    for source, lines in tables:
+        what = "digital images" if source == DIGITAL else source_label(source)
+        table = Table(title=f"Transfer: error rate % with 95% interval ({what}); rows: the images made on a model, "
+                            "columns: the model classifying them; * white box", title_justify="left")
         table.add_column("made on")
         table.add_column("attack")
         for m in models:
             table.add_column(m, justify="right")
-        for maker, attacks in transfer_groups(manifest):
-            for attack in attacks:
-                found = {f["model"]: f for f in mine if f["attack"] == attack}
-                if not found:
-                    continue
-                table.add_row(maker, transfer_label(manifest, attack),
-                              *((_rate_cell(rate_of(found[m])) + (" *" if m == maker else "")) if m in found else ""
-                                for m in models))
-        tables.append(table)
-    return tables
+        for maker, label, rates in lines:
+            table.add_row(maker, label, *("" if r is None else _rate_cell(r) + (" *" if m == maker else "")
+                                          for m, r in zip(models, rates)))
+        out.append(table)
+    return out
 
 
 def render_gap(figures: Sequence[dict[str, Any]]) -> list[Any]:

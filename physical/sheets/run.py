@@ -344,7 +344,7 @@ def make_sheets(
             grid_pages = write_target_grid(staging / GRID_NAME, records,
                                            {(r["id"], v["name"]): _read_png(staging / v["file"]) for r in records
                                             for v in r["variants"] if (r["id"], v["name"]) in wanted},
-                                           clf.class_names, labels_map, f"{clf.model_id} · {experiment_id}", paper)
+                                           clf.class_names, f"{clf.model_id} · {experiment_id}", paper)
             if print_count is not None:
                 write_digital(staging / DIGITAL_NAME, digital_parts, [v.name for v in variants],
                               [p.id for p in pictures], [p.source for p in pictures], clf.class_names, printed)
@@ -431,30 +431,29 @@ def _attack_batch(batch: list[Picture], index: Sequence[int], clf: Classifier,
             with torch.no_grad():
                 y_ll_of[key] = attacker(x).argmin(dim=1)
     y_ll = y_ll_of[None]
+    # A variant's salt: eot's by its eps (its channel draws shared across methods), the others' by position.
+    salt = {v: v.eps * 7 + CHANNEL_METHODS.index(v.method) if v.method in CHANNEL_METHODS else 1000 + k
+            for k, v in enumerate(variants[1:])}
     batch_images = {variants[0]: x}
     for key, attacker in source_models.items():
         mine = [v for v in variants[1:] if v.source == key and v.method != NOISE]
-        # The paper's methods come from attack_grid, one call per step factor (fast has none: with the first).
-        paper = [v for v in mine if v.method in PAPER_METHODS and v.target_class is None]
-        factors = list(dict.fromkeys(dict(v.options)["step_factor"] for v in paper if v.options)) or [1]
-        group = {v: dict(v.options).get("step_factor", factors[0]) for v in paper}
+        # The paper's methods come from attack_grid, one call per step factor (fast's is 1).
+        paper = {v: v.opt("step_factor", 1) for v in mine if v.method in PAPER_METHODS and v.target_class is None}
         grids = {f: attack_grid(attacker, x, y, [e / 255 for e in eps],
-                                list(dict.fromkeys(v.method for v in paper if group[v] == f)), step_factor=f)
-                 for f in factors} if paper else {}
+                                list(dict.fromkeys(v.method for v, g in paper.items() if g == f)), step_factor=f)
+                 for f in set(paper.values())}
         for v in mine:
-            k = variants.index(v) - 1
-            salt = v.eps * 7 + CHANNEL_METHODS.index(v.method) if v.method in CHANNEL_METHODS else 1000 + k
-            adv = grids[group[v]][(v.method, v.eps / 255)] if v in group else \
-                run_attack(v, attacker, x, y, y_ll_of[key], settings, [picture_seed(seed, i, salt) for i in index])
+            adv = grids[paper[v]][(v.method, v.eps / 255)] if v in paper else \
+                run_attack(v, attacker, x, y, y_ll_of[key], settings, [picture_seed(seed, i, salt[v]) for i in index])
             if v.target_class is not None:
                 # The grid's diagonal: a picture "attacked" towards its own class is the picture itself.
                 adv = torch.where((y == v.target_class)[:, None, None, None], x, adv)
             batch_images[v] = quantize_8bit(adv)
     by_name = {v.name: v for v in variants}
-    for k, v in enumerate(variants):
+    for v in variants:
         if v.method == NOISE:
             batch_images[v] = quantize_8bit(gaussian_like(batch_images[by_name[v.like]], x,
-                                                          [picture_seed(seed, i, 1000 + k - 1) for i in index]))
+                                                          [picture_seed(seed, i, salt[v]) for i in index]))
     batch_images = {v: batch_images[v] for v in variants}          # the manifest's order
     # Predictions of exactly the saved 8-bit images, all variants in one pass.
     stacked = torch.cat(list(batch_images.values()))
@@ -477,10 +476,11 @@ def _attack_batch(batch: list[Picture], index: Sequence[int], clf: Classifier,
             norm = perturbation(batch_images[v][i], x[i])
             norms[i, j] = torch.tensor([norm["l0"], norm["l2"], norm["linf"]], dtype=torch.float32)
             target = v.target_class if v.target_class is not None else \
-                int(y_ll_of[v.source][i]) if dict(v.options).get("target") == "ll" else None
+                int(y_ll_of[v.source][i]) if v.opt("target") == "ll" else None
             rec["variants"].append({"name": v.name, "method": v.method, "eps": v.eps if v.method else 0,
                                     "setting": setting_text(v), "params": variant_params(v, settings),
                                     **({"target": target} if target is not None else {}),
+                                    **({"target_group": v.target_group} if v.target_group else {}),
                                     **({"source": v.source} if v.source else {}),
                                     "perturbation": norm,
                                     "file": file, "top5": top5(pr[i:i + 1].cpu(), clf.class_names)[0],

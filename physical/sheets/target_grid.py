@@ -8,7 +8,6 @@ to look at and print, not a sheet to photograph: it has no codes, and ingest rea
 """
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -22,17 +21,15 @@ from .layout import PAPER_SIZES_MM
 from .pdf import FONT, FONT_BOLD, _printable, _upscaled
 
 GRID_NAME = "target-grid.pdf"
-_TARGET_SUFFIX = re.compile(r"_t(\d+)(?=_e\d+$|$)")
 
 
 def target_groups(records: Sequence[dict[str, Any]]) -> dict[str, dict[int, str]]:
-    """The ``--targets all`` variants of an experiment by spec: {group name (the variant name without
-    its ``_t<k>``): {target class: variant name}}, in the manifest's order."""
+    """The ``--targets all`` variants of an experiment by spec, as make-sheets records them: {the name they
+    share without their target (``target_group``): {target class: variant name}}, in the manifest's order."""
     groups: dict[str, dict[int, str]] = {}
     for v in records[0]["variants"] if records else []:
-        m = _TARGET_SUFFIX.search(v["name"])
-        if v.get("method") and m and v.get("target") is not None:
-            groups.setdefault(_TARGET_SUFFIX.sub("", v["name"]), {})[int(v["target"])] = v["name"]
+        if v.get("target_group"):
+            groups.setdefault(v["target_group"], {})[int(v["target"])] = v["name"]
     return groups
 
 
@@ -51,11 +48,11 @@ def grid_cells(records: Sequence[dict[str, Any]]) -> set[tuple[str, str]]:
 
 
 def write_target_grid(path: Path, records: Sequence[dict[str, Any]], images: Mapping[tuple[str, str], np.ndarray],
-                      class_names: Sequence[str], labels: Mapping[str, str], title: str, paper: str = "a4") -> int:
-    """Write the grid pages to ``path``; returns how many (0: no ``--targets all`` variant, no file).
+                      class_names: Sequence[str], title: str, paper: str = "a4") -> int:
+    """Write the grid pages to ``path``, one per ``--targets all`` spec; returns how many (0: none, no file).
 
-    records: the manifest's image records (id, label, variants with name, top5); images: (image id,
-    variant name) -> (H, W, 3) uint8; labels: variant name -> its label on the sheets.
+    records: the manifest's image records (id, label, variants with name, target, target_group, top5);
+    images: (image id, variant name) -> (H, W, 3) uint8.
     """
     groups = target_groups(records)
     if not groups:
@@ -76,9 +73,7 @@ def write_target_grid(path: Path, records: Sequence[dict[str, Any]], images: Map
         (c.drawCentredString if centre else c.drawString)(x * mm, (page_h - y) * mm, _printable(s, font))
 
     for group, by_target in groups.items():
-        label = labels.get(next(iter(by_target.values())), group)
-        label = _TARGET_SUFFIX.sub("", label.split(" →")[0]) if " →" in label else label
-        text(margin, margin + 4, f"Target grid · {label} · {title}", FONT_BOLD, 9, centre=False, rgb=(0, 0, 0))
+        text(margin, margin + 4, f"Target grid · {group} · {title}", FONT_BOLD, 9, centre=False, rgb=(0, 0, 0))
         text(margin, margin + 9, "Rows: one picture of each class. Columns: the class it was attacked towards (the "
              "diagonal is the picture itself).", pt=6.5, centre=False)
         text(margin, margin + 13, "Under each image: the model's top-1 on the file, green when it is the target, "

@@ -52,13 +52,14 @@ class Variant:
     source: str | None = None        # the model whose gradients make it, when not the experiment's (--source)
     like: str | None = None          # method "noise": the variant whose per-picture L2 the noise has
 
-    def opt(self, name: str) -> Any:
-        return dict(self.options)[name]
+    def opt(self, name: str, default: Any = None) -> Any:
+        """The value of one of the method's options (``default`` when it has none of that name)."""
+        return dict(self.options).get(name, default)
 
     @property
     def target_class(self) -> int | None:
         """The class every picture of this variant is attacked towards (``target=all``), else None."""
-        target = dict(self.options).get("target")
+        target = self.opt("target")
         return target if isinstance(target, int) else None
 
     @property
@@ -70,58 +71,57 @@ class Variant:
                 return o.axis, v
         return None
 
-    @property
-    def pixels(self) -> int | None:
-        """d, for onepixel."""
-        return self.opt("pixels") if self.method == "onepixel" else None
-
-    @property
-    def _base(self) -> str:
-        """The method, the options its spec named (``-steps100``) and its target class (``_t3``); the axis
-        and eps come after."""
+    def _base(self, target: bool = True) -> str:
+        """The method, the options its spec named (``-steps100``) and, with ``target``, its target class
+        (``_t3``); the axis and eps come after."""
         assert self.method is not None
         named = [(k, v) for k, v in self.options if k in self.named and not option(self.method, k).axis
                  and not (k == "target" and isinstance(v, int))]
         base = self.method + "".join(f"-{k}{option(self.method, k).text(v)}" for k, v in named)
-        return base + (f"_t{self.target_class}" if self.target_class is not None else "")
+        return base + (f"_t{self.target_class}" if target and self.target_class is not None else "")
 
-    @property
-    def name(self) -> str:
-        """One name for file, slot and manifest: ``clean``, ``bim_e8``, ``onepixel_d1``, ``cw``,
-        ``pgd-steps100-restarts20_e8``, ``bim_e8_from-demo-adv`` (made on another model),
-        ``noise-bim_e8_from-demo-adv`` (noise of that variant's size)."""
+    def _name(self, target: bool = True) -> str:
         if self.method is None:
             return "clean"
         if self.method == NOISE:
             return f"{NOISE}-{self.like}"
         if self.eps is not None:
-            name = f"{self._base}_e{self.eps}"
+            name = f"{self._base(target)}_e{self.eps}"
         elif self.axis is not None:
-            name = f"{self._base}_{self.axis[0]}{self.axis[1]}"
+            name = f"{self._base(target)}_{self.axis[0]}{self.axis[1]}"
         else:
-            name = self._base
+            name = self._base(target)
         return name + (f"_from-{source_slug(self.source)}" if self.source else "")
+
+    @property
+    def name(self) -> str:
+        """One name for file, slot and manifest: ``clean``, ``bim_e8``, ``onepixel_d1``, ``cw``,
+        ``pgd-steps100-restarts20_e8``, ``cw_t3`` (aimed at class 3), ``bim_e8_from-demo-adv`` (made on
+        another model), ``noise-bim_e8_from-demo-adv`` (noise of that variant's size)."""
+        return self._name()
+
+    @property
+    def target_group(self) -> str | None:
+        """For a variant aimed at one class (``target=all``), the name its spec's variants share, without the
+        target (``cw_t3`` -> ``cw``, ``pgd_t3_e8_from-demo-adv`` -> ``pgd_e8_from-demo-adv``); else None."""
+        return self._name(target=False) if self.target_class is not None else None
 
     @property
     def label(self) -> str:
         """What the sheet prints under the image: ``bim ε8``, ``onepixel d1``, ``cw``, ``pgd steps100 ε8``,
-        ``bim ε8 from demo-adv``, ``noise like bim ε8``."""
+        ``cw →cat``, ``bim ε8 from demo-adv``, ``noise like bim ε8``."""
         if self.method is None:
             return "clean"
         if self.method == NOISE:
             return f"noise like {self.like}"
-        return self._label + (f" from {self.source}" if self.source else "")
-
-    @property
-    def _label(self) -> str:
-        base = self._base.replace("-", " ")
+        base = self._base(target=False).replace("-", " ")
         if self.target_class is not None:
-            base = base.rsplit("_t", 1)[0] + f" →{self.target_name or self.target_class}"
+            base += f" →{self.target_name or self.target_class}"
         if self.eps is not None:
-            return f"{base} ε{self.eps}"
-        if self.axis is not None:
-            return f"{base} {self.axis[0]}{self.axis[1]}"
-        return base
+            base += f" ε{self.eps}"
+        elif self.axis is not None:
+            base += f" {self.axis[0]}{self.axis[1]}"
+        return base + (f" from {self.source}" if self.source else "")
 
 
 # Szegedy et al.'s control: Gaussian noise of the same L2 as an adversarial variant, picture by picture.
