@@ -44,15 +44,6 @@ def _world() -> World:
         return World()
 
 
-def _int_list(text: str, flag: str) -> list[int]:
-    """``"1,3,5"`` -> [1, 3, 5]; a one-line error naming the flag otherwise."""
-    try:
-        return [int(t) for t in text.split(",") if t.strip()]
-    except ValueError:
-        _fail(f"{flag} {text}: give whole numbers separated by commas, e.g. 1,3,5")
-        raise
-
-
 def _version(value: bool) -> None:
     if value:
         out.print(f"physical {__version__}", soft_wrap=True)
@@ -169,9 +160,10 @@ def make_sheets_cmd(
                                                "lbfgs); all attacks each picture towards every class, a "
                                                "variant per class, and draws the target grid (target-grid.pdf)."),
     defense: Optional[str] = typer.Option(None, "--defense",
-                                          help="Input-transformation defense in front of the model, steps in order: "
-                                               "jpeg:Q, bits:B, median:K, randomize, tvm:P, and sap:P (stochastic activation pruning inside the "
-                                               "network) (e.g. bits:4,jpeg:75,randomize). "
+                                          help="Defense around the model, steps comma-separated: input transformations "
+                                               "in order, jpeg:Q, bits:B, median:K, randomize, tvm:P, and sap:P "
+                                               "(stochastic activation pruning inside the network); e.g. "
+                                               "bits:4,jpeg:75,randomize. "
                                                "Attacks are adaptive: BPDA and EoT over its randomness."),
     defense_samples: int = typer.Option(8, "--defense-samples",
                                         help="EoT: draws of a random defense per gradient of an adaptive attack."),
@@ -195,7 +187,7 @@ def make_sheets_cmd(
         with _progress() as bar:
             progress = _stage_progress(bar, names)
             result = make_sheets(out_dir, model=model, weights=weights, images=images, labels=labels,
-                                 count=count, per_class=per_class, seed=seed, methods=[m.strip() for m in methods.split(",") if m.strip()],
+                                 count=count, per_class=per_class, seed=seed, methods=methods,
                                  eps=eps, paper=paper, image_size_mm=image_size_mm, batch_size=batch_size,
                                  device=device, force=force, channel=channel, targets=targets,
                                  sources=sources or (), defense=defense, defense_samples=defense_samples, non_adaptive=non_adaptive,

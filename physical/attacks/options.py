@@ -54,6 +54,10 @@ class Option:
             value = int(value)
         return self.check(value)
 
+    def coerce(self, value: Any) -> Any:
+        """A value given as text (a flag, a spec) parsed, any other checked; ValueError saying what is allowed."""
+        return self.parse(value) if isinstance(value, str) else self.check(value)
+
     def check(self, value: Any) -> Any:
         """``value`` if allowed, else ValueError saying what is."""
         if self.kind is str:

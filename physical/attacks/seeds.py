@@ -38,3 +38,12 @@ def uniform_like(x: torch.Tensor, lo: float, hi: float, seed: Seed) -> torch.Ten
         return torch.empty_like(x).uniform_(lo, hi, generator=torch.Generator(device=x.device).manual_seed(seed))
     return torch.stack([torch.empty_like(x[0]).uniform_(lo, hi, generator=torch.Generator(device=x.device)
                                                         .manual_seed(s)) for s in seeds])
+
+
+def normal_like(x: torch.Tensor, seed: Seed) -> torch.Tensor:
+    """N(0, 1) noise shaped like x (N, ...): from one generator, or image i from its own seed."""
+    seeds = image_seeds(seed, x.shape[0])
+    if seeds is None:
+        return torch.empty_like(x).normal_(generator=torch.Generator(device=x.device).manual_seed(seed))
+    return torch.stack([torch.empty_like(x[0]).normal_(generator=torch.Generator(device=x.device).manual_seed(s))
+                        for s in seeds])

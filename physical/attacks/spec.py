@@ -182,12 +182,11 @@ def flag_defaults(values: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
         try:
             if f.option.axis:
                 items = value.split(",") if isinstance(value, str) else list(value)
-                checked: Any = tuple(dict.fromkeys(
-                    f.option.parse(str(v)) if isinstance(v, str) else f.option.check(v) for v in items if str(v).strip()))
+                checked: Any = tuple(dict.fromkeys(f.option.coerce(v) for v in items if str(v).strip()))
                 if not checked:
                     raise ValueError(f"{f.option.name}: no value given")
             else:
-                checked = f.option.parse(value) if isinstance(value, str) else f.option.check(value)
+                checked = f.option.coerce(value)
         except ValueError as exc:
             raise ValueError(f"{f.cli} {value}: {exc}") from None
         for m in f.methods:

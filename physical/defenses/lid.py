@@ -29,7 +29,7 @@ from torch import Tensor, nn
 
 from .sap import activation_modules
 
-LID_K = 20          # Ma et al.'s neighbours, within minibatches of 100
+LID_K = 20          # Ma et al.'s neighbours (they took them within minibatches of 100)
 
 
 def lid(query: Tensor, reference: Tensor, k: int = LID_K, exclude_self: bool = False) -> Tensor:

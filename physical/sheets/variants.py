@@ -22,6 +22,7 @@ from ..attacks import (EPS_METHODS, cw, cw_l0, cw_linf, eot, eot_ll, eps_steps, 
 from ..attacks.cw import CW_C0, CW_LINF_C0, CW_LINF_C_MAX, CW_LINF_LR, CW_LINF_TAU0, CW_LR
 from ..attacks.lbfgs import LBFGS_C0
 from ..attacks.onepixel import ONEPIXEL_F, ONEPIXEL_STOP
+from ..attacks.seeds import normal_like
 from ..attacks.spec import MAX_TARGET_CLASSES, METHOD_OPTIONS, MethodSpec, option
 
 # What each method does that no option changes, recorded in the manifest's params beside its options.
@@ -145,13 +146,13 @@ def with_sources(variants: list[Variant], sources: Sequence[str]) -> list[Varian
 
 def gaussian_like(adv: torch.Tensor, clean: torch.Tensor, seeds: Sequence[int]) -> torch.Tensor:
     """Per picture, ``clean`` plus Gaussian noise scaled to the L2 of ``adv - clean`` (both on the 8-bit
-    grid), clipped to [0, 1]; seeded per picture. Shape: (N, 3, H, W) each -> (N, 3, H, W)."""
-    out = []
-    for a, c, seed in zip(adv, clean, seeds):
-        size = (a - c).pow(2).sum().sqrt()
-        z = torch.randn(c.shape, generator=torch.Generator().manual_seed(int(seed))).to(c.device)
-        out.append((c + z * size / z.pow(2).sum().sqrt()).clamp(0, 1) if size > 0 else c)
-    return torch.stack(out)
+    grid), clipped to [0, 1]; picture i's noise drawn from its own seed (:func:`~physical.attacks.seeds.normal_like`).
+
+    Shape: (N, 3, H, W) each -> (N, 3, H, W).
+    """
+    z = normal_like(clean, list(seeds))
+    size = (adv - clean).flatten(1).norm(dim=1) / z.flatten(1).norm(dim=1)
+    return (clean + z * size.view(-1, 1, 1, 1)).clamp(0, 1)
 
 
 @dataclass(frozen=True)
